@@ -1,0 +1,51 @@
+"""kamtools: measure Key Account Management in Jupyter.
+
+The public API is small and imported lazily, so ``import kamtools`` stays fast:
+statsmodels, matplotlib, ipywidgets and papermill load only when a function
+that needs them is called.
+
+>>> import kamtools as kt
+>>> data = kt.sample.load()          # the bundled sample portfolio
+>>> data.summary().key_accounts
+40
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from kamtools._version import __version__
+from kamtools.exceptions import DataWarning, KamtoolsError, SchemaError, SourceError
+
+# name -> (module, attribute or None for the module itself)
+_LAZY = {
+    "KamData": ("kamtools.data", "KamData"),
+    "load": ("kamtools.io", "load"),
+    "io": ("kamtools.io", None),
+    "schema": ("kamtools.schema", None),
+    "sample": ("kamtools.sample", None),
+}
+
+__all__ = [
+    "__version__",
+    "KamtoolsError",
+    "SchemaError",
+    "SourceError",
+    "DataWarning",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str):
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'kamtools' has no attribute '{name}'") from None
+    mod = importlib.import_module(module)
+    value = mod if attr is None else getattr(mod, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(__all__)
