@@ -15,7 +15,11 @@ from __future__ import annotations
 import importlib
 
 from kamtools._version import __version__
-from kamtools.exceptions import DataWarning, KamtoolsError, SchemaError, SourceError
+from kamtools.exceptions import DataWarning, KamtoolsError, ParameterError, SchemaError, SourceError
+
+# ``kt.scorecard`` is the function (with ``kt.scorecard.backtest`` on it). It is bound
+# eagerly so that the submodule of the same name can never shadow it; the module is light.
+from kamtools.scorecard import scorecard
 
 # name -> (module, attribute or None for the module itself)
 _LAZY = {
@@ -24,6 +28,12 @@ _LAZY = {
     "io": ("kamtools.io", None),
     "schema": ("kamtools.schema", None),
     "sample": ("kamtools.sample", None),
+    "periods": ("kamtools.periods", None),
+    "kpi": ("kamtools.kpi", None),
+    "kpis": ("kamtools.kpi", "kpis"),
+    "compute": ("kamtools.kpi", "compute"),
+    "check_kpi_set": ("kamtools.scorecard", "check_kpi_set"),
+    "plots": ("kamtools.plots", None),
 }
 
 __all__ = [
@@ -31,7 +41,9 @@ __all__ = [
     "KamtoolsError",
     "SchemaError",
     "SourceError",
+    "ParameterError",
     "DataWarning",
+    "scorecard",
     *_LAZY,
 ]
 

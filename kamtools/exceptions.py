@@ -14,6 +14,7 @@ __all__ = [
     "KamtoolsError",
     "SchemaError",
     "SourceError",
+    "ParameterError",
     "DataWarning",
 ]
 
@@ -24,6 +25,10 @@ class KamtoolsError(Exception):
 
 class SourceError(KamtoolsError, ValueError):
     """A data source cannot be read: unknown kind, unreadable file, bad URL."""
+
+
+class ParameterError(KamtoolsError, ValueError):
+    """An argument has a value kamtools cannot use: the message says which values work."""
 
 
 class SchemaError(KamtoolsError, ValueError):

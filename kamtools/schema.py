@@ -220,6 +220,7 @@ TABLES: dict[str, Table] = {
                 _f("date", "date", "Date of the response.", **_REQ),
                 _f("nps", "integer", "Likelihood to recommend (0-10).", min=0, max=10, unit="points 0-10"),
                 _f("csat", "integer", "Satisfaction (1-5).", min=1, max=5, unit="points 1-5"),
+                _f("suppliers", "integer", "Number of suppliers the customer uses in our category, as it reports.", min=1, unit="suppliers"),
             ),
             date="date",
             references=(("account_id", "accounts"),),

@@ -1,0 +1,119 @@
+"""The ``kamtools`` command.
+
+``kamtools sample`` writes the sample portfolio, ``kamtools validate`` checks a
+data set and says what is wrong with it. Run ``kamtools COMMAND --help``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+
+import click
+
+from kamtools._version import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="kamtools")
+def main():
+    """Measure Key Account Management: KPIs, scorecards, ROI, retention, reports."""
+
+
+@main.command()
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Folder to write the tables into.")
+@click.option("--accounts", "n_accounts", default=200, show_default=True, type=click.IntRange(min=10), help="Number of accounts.")
+@click.option("--seed", default=7, show_default=True, type=int, help="Random seed; the same seed gives the same data.")
+@click.option("--start", default="2021-01-01", show_default=True, help="First day of the data.")
+@click.option("--end", default="2025-12-31", show_default=True, help="Last day of the data.")
+@click.option("--format", "fmt", default="csv", show_default=True, type=click.Choice(["csv", "parquet"]))
+@click.option("--force", is_flag=True, help="Overwrite files that exist.")
+def sample(out, n_accounts, seed, start, end, fmt, force):
+    """Generate the sample portfolio (with its known true effects) into OUT."""
+    from pathlib import Path
+
+    from kamtools import sample as sample_mod
+    from kamtools.exceptions import KamtoolsError
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            data = sample_mod.generate(n_accounts=n_accounts, start=start, end=end, seed=seed)
+            data.to_folder(out, format=fmt, overwrite=force)
+        sample_mod.save_truth(data.truth, Path(out) / "truth.json", overwrite=True)
+    except KamtoolsError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"Wrote the sample portfolio (seed {seed}) to {out}/")
+    click.echo(str(data.summary()))
+    click.echo("")
+    click.echo(_truth_text(data.truth))
+    _echo_warnings(caught, err=False)
+
+
+def _truth_text(truth) -> str:
+    t = truth.to_dict()
+    keep = ["uplift_margin_per_month", "uplift_pct", "churn_hr_key", "kam_cost_per_account_month", "programme_roi"]
+    lines = ["True effects built into the data (data.truth):"]
+    lines += [f"  {k:28s} {t[k]:,.4g}" for k in keep if isinstance(t.get(k), int | float)]
+    return "\n".join(lines)
+
+
+def _echo_warnings(caught, *, err: bool):
+    from kamtools.exceptions import DataWarning
+
+    notes = [w for w in caught if issubclass(w.category, DataWarning)]
+    if notes:
+        click.echo(f"\n{len(notes)} warning(s) (legal but worth a look):", err=err)
+        for w in notes:
+            click.echo(f"  - {w.message}", err=err)
+
+
+@main.command()
+@click.argument("source")
+@click.option("--currency", default=None, help="ISO code of the currency, if the source does not say.")
+@click.option("--date-format", default=None, help="strftime format of text dates, e.g. %d/%m/%Y. Default ISO 8601.")
+@click.option("--encoding", default="utf-8", show_default=True, help="Encoding of CSV files.")
+@click.option(
+    "--columns", "columns_json", default=None,
+    help='JSON mapping of your headers onto ours, e.g. \'{"transactions": {"Net": "revenue"}}\', or a path to such a file.',
+)
+def validate(source, currency, date_format, encoding, columns_json):
+    """Check the data set SOURCE against the data model.
+
+    SOURCE is a folder of CSV/Parquet/Excel files, an .xlsx workbook, a DuckDB or
+    SQLite file, or a database URL. Prints a summary and any warnings; on errors,
+    prints every problem found and exits with status 1.
+    """
+    from kamtools import io
+    from kamtools.exceptions import KamtoolsError, SchemaError
+
+    columns = _json_arg(columns_json) if columns_json else None
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            data = io.load(source, columns=columns, currency=currency, date_format=date_format, encoding=encoding)
+    except SchemaError as err:
+        click.echo(f"{source}: INVALID\n", err=True)
+        click.echo(str(err), err=True)
+        sys.exit(1)
+    except KamtoolsError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"{source}: valid")
+    click.echo(f"fingerprint   {data.fingerprint[:16]}")
+    click.echo(str(data.summary()))
+    _echo_warnings(caught, err=False)
+
+
+def _json_arg(value: str):
+    from pathlib import Path
+
+    text = Path(value).read_text() if not value.lstrip().startswith("{") else value
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise click.BadParameter(f"not valid JSON: {err}", param_hint="--columns") from err
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,122 @@
+"""What a KPI function gets: the data cut at the as-of date, bucketed into periods."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from kamtools import periods as _periods
+from kamtools.data import KamData
+from kamtools.exceptions import ParameterError
+from kamtools.schema import TABLES
+
+#: An account still buying within this many days of the as-of date is active up to it.
+ACTIVE_WINDOW_DAYS = 365
+
+
+class Context:
+    """The data a KPI function computes from.
+
+    Parameters
+    ----------
+    data : KamData
+    freq : {"M", "Q", "Y"}
+    as_of : Timestamp
+        Rows dated after it are not seen: a KPI only knows what was known then.
+    start : Timestamp
+        First day of the first period reported. Earlier rows stay visible,
+        for KPIs that look back (growth, tenure, churn).
+    """
+
+    def __init__(self, data: KamData, freq: str, as_of: pd.Timestamp, start: pd.Timestamp):
+        self.data = data
+        self.freq = _periods.check_freq(freq)
+        self.as_of = as_of
+        self.start = start
+        self.periods = _periods.period_range(start, as_of, self.freq)
+        if len(self.periods) == 0:
+            raise ParameterError(f"start={start:%Y-%m-%d} is after as_of={as_of:%Y-%m-%d}: there is no period to compute.")
+
+    @property
+    def accounts(self) -> pd.DataFrame:
+        return self.data.accounts
+
+    def period(self, dates: pd.Series) -> pd.Series:
+        """The period of each date."""
+        return _periods.to_period(dates, self.freq)
+
+    def period_end(self, period: pd.Series) -> pd.Series:
+        """The last day of each period (midnight)."""
+        return period.dt.end_time.dt.normalize()
+
+    def table(self, name: str) -> pd.DataFrame | None:
+        """A table cut at the as-of date, with a ``period`` column; ``None`` if absent.
+
+        Tables without a date (accounts, managers, contacts) come whole, without
+        ``period``.
+        """
+        df = self.data.tables.get(name)
+        if df is None:
+            return None
+        date = TABLES[name].date
+        if date is None:
+            return df
+        df = df[df[date] <= self.as_of + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)]
+        return df.assign(period=self.period(df[date]))
+
+    @cached_property
+    def active(self) -> pd.DataFrame:
+        """Account-periods in which the account is a customer: ``account_id, period``.
+
+        From the period of its first invoice to the period of its last one; an
+        account that bought within :data:`ACTIVE_WINDOW_DAYS` of the as-of date
+        is active up to the as-of period.
+        """
+        tx = self.table("transactions")
+        span = tx.groupby("account_id", observed=True)["date"].agg(["min", "max"])
+        recent = span["max"] >= self.as_of - pd.Timedelta(days=ACTIVE_WINDOW_DAYS)
+        last = span["max"].where(~recent, self.as_of)
+        first = pd.PeriodIndex(self.period(span["min"])).asi8.clip(min=self.periods[0].ordinal)
+        last = pd.PeriodIndex(self.period(last)).asi8.clip(max=self.periods[-1].ordinal)
+        n = (last - first + 1).clip(min=0)
+        offsets = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+        ordinals = np.repeat(first, n) + offsets
+        return pd.DataFrame(
+            {
+                "account_id": span.index.repeat(n),
+                "period": pd.PeriodIndex.from_ordinals(ordinals, freq=self.periods.freq),
+            }
+        )
+
+    def per_account(self, df: pd.DataFrame, value: str | None = None, *, how: str = "sum") -> pd.DataFrame:
+        """Aggregate rows by ``account_id`` and ``period`` into ``num`` (and ``den``).
+
+        ``how``: ``"sum"`` of ``value``, ``"count"`` of rows, ``"nunique"`` of
+        ``value``, ``"max"`` of ``value``, or ``"mean"`` (``num`` the sum,
+        ``den`` the count, so groups average correctly).
+        """
+        g = df.groupby(["account_id", "period"], observed=True, sort=False)
+        if how == "count":
+            out = g.size().rename("num").astype("float64").reset_index()
+        elif how == "mean":
+            out = g[value].agg(num="sum", den="count").reset_index()
+        elif how in ("sum", "nunique", "max"):
+            out = g[value].agg(how).rename("num").astype("float64").reset_index()
+        else:
+            raise ParameterError(f"per_account: how={how!r}; use sum, count, nunique, max or mean.")
+        return out
+
+    def on_active(self, frame: pd.DataFrame | None = None, *, fill: float = 0.0) -> pd.DataFrame:
+        """Spread per-account values over the active grid, one ``den`` per account-period.
+
+        Missing ``num`` becomes ``fill``. Grouped, the value is then the mean
+        per active account, e.g. revenue per account.
+        """
+        grid = self.active.assign(den=1.0)
+        if frame is None:
+            return grid.assign(num=fill)
+        out = grid.merge(frame[["account_id", "period", "num"]], on=["account_id", "period"], how="left")
+        out["num"] = out["num"].fillna(fill)
+        return out
