@@ -34,6 +34,7 @@ _LAZY = {
     "compute": ("kamtools.kpi", "compute"),
     "check_kpi_set": ("kamtools.scorecard", "check_kpi_set"),
     "plots": ("kamtools.plots", None),
+    "retention": ("kamtools.retention", None),
 }
 
 __all__ = [

@@ -219,3 +219,11 @@ def test_no_warning_when_everything_is_computable():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         kt.compute(tiny_data(), ["revenue", "gross_margin"])
+
+
+def test_kpi_with_no_rows_says_no_data():
+    # the tiny data has surveys only in 2023Q2; as of 2023-03-31 there are none yet
+    v = kt.compute(tiny_data(), ["nps"], period="Q", as_of="2023-03-31")
+    assert v["value"].isna().all()
+    assert set(v["note"]) == {"no data: no rows to compute it from up to 2023-03-31"}
+    assert sorted(v["entity"]) == ["A1", "A2", "A3"]

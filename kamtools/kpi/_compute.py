@@ -52,8 +52,11 @@ def _missing_inputs(spec: KPI, data: KamData) -> str | None:
     tables = [t for t in spec.tables if data.tables.get(t) is None]
     if tables:
         return "not computable: needs table " + ", ".join(tables)
+    needed = list(spec.columns)
+    if spec.grain == "manager" and "accounts.manager_id" not in needed:
+        needed.append("accounts.manager_id")  # managers are mapped to accounts through it
     cols = [
-        c for c in spec.columns
+        c for c in needed
         if c.split(".", 1)[1] not in data.tables[c.split(".", 1)[0]].columns
         or data.tables[c.split(".", 1)[0]][c.split(".", 1)[1]].isna().all()
     ]
@@ -196,6 +199,9 @@ def compute(data, kpis=None, *, by: str = "account", period: str = "Q", as_of=No
             notes[spec.key] = reason
             return None
         frame = _by_entity(spec, ctx, entity)
+        if frame.empty:
+            notes[spec.key] = f"no data: no rows to compute it from up to {ctx.as_of:%Y-%m-%d}"
+            return None
         frame["value"] = _value(frame)
         results[spec.key] = frame
         return frame
@@ -207,8 +213,8 @@ def compute(data, kpis=None, *, by: str = "account", period: str = "Q", as_of=No
             grid = pd.MultiIndex.from_product([ents, ctx.periods], names=["entity", "period"]).to_frame(index=False)
             frame = grid.assign(num=np.nan, den=np.nan, value=np.nan, note=notes[spec.key])
         out.append(frame.assign(kpi=spec.key))
-    if notes and any(s.key in notes for s in specs):
-        missing = {s.key: notes[s.key] for s in specs if s.key in notes}
+    missing = {s.key: notes[s.key] for s in specs if notes.get(s.key, "").startswith("not computable")}
+    if missing:
         warnings.warn(
             f"{len(missing)} KPI(s) not computable from this data: "
             + "; ".join(f"{k} ({v.removeprefix('not computable: ')})" for k, v in missing.items()),
