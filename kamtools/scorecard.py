@@ -454,7 +454,7 @@ class Backtest:
 
     def __repr__(self) -> str:
         lo, hi = self.auc_ci
-        w = "" if self.weights is None else ", fitted weights " + "/".join(f"{v:.0f}" for v in self.weights.values())
+        w = "" if self.weights is None else ", fitted weights " + ", ".join(f"{k} {v:.0f}" for k, v in self.weights.items())
         return (f"Backtest(AUC {self.auc:.3f} [{lo:.3f}, {hi:.3f}], {self.events} losses in {self.n} "
                 f"account-periods, horizon {self.horizon}{w})")
 
