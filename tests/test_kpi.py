@@ -227,3 +227,21 @@ def test_kpi_with_no_rows_says_no_data():
     assert v["value"].isna().all()
     assert set(v["note"]) == {"no data: no rows to compute it from up to 2023-03-31"}
     assert sorted(v["entity"]) == ["A1", "A2", "A3"]
+
+
+def test_a_kpi_can_say_why_a_value_is_missing():
+    @kt.kpi.register(
+        "noted", name="Noted", pillar="revenue", category="revenue", level="customer", timing="lagging",
+        driver="financial", definition="x", formula="x", unit="count", direction="higher",
+        tables=("transactions",), provider="customer", cadence="Q", replace=True,
+    )
+    def noted(ctx):
+        grid = ctx.active.assign(num=np.nan)
+        return grid.assign(note=np.where(grid["period"] == ctx.periods[-1], "not final yet", None))
+
+    try:
+        v = kt.compute(tiny_data(), ["noted"], by="portfolio", period="Q")
+        assert v["note"].tolist()[-1] == "not final yet"
+        assert v["note"].isna().tolist()[:-1] == [True, True]
+    finally:
+        REGISTRY.pop("noted", None)

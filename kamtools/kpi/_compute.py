@@ -74,14 +74,16 @@ def _check_frame(spec: KPI, frame, id_col: str) -> pd.DataFrame:
         )
     if "den" not in frame.columns:
         frame = frame.assign(den=np.nan)
-    return frame[[id_col, "period", "num", "den"]]
+    if "note" not in frame.columns:
+        frame = frame.assign(note=None)
+    return frame[[id_col, "period", "num", "den", "note"]]
 
 
 def _by_entity(spec: KPI, ctx: Context, entity: pd.Series) -> pd.DataFrame:
     """Run one KPI and add it up by entity and period: entity, period, num, den."""
     if spec.grain == "entity":
         frame = _check_frame(spec, spec.func(ctx, entity), "entity")
-        return frame
+        return frame[frame["period"].isin(ctx.periods)].reset_index(drop=True)
     if spec.grain == "manager":
         frame = _check_frame(spec, spec.func(ctx), "manager_id")
         acc = ctx.accounts
@@ -95,7 +97,10 @@ def _by_entity(spec: KPI, ctx: Context, entity: pd.Series) -> pd.DataFrame:
         frame = frame.merge(entity.reset_index(), on="account_id", how="inner")
     frame = frame[frame["period"].isin(ctx.periods)]
     has_den = frame["den"].notna().any()
-    out = frame.groupby(["entity", "period"], observed=True, sort=True)[["num", "den"]].sum(min_count=1).reset_index()
+    g = frame.groupby(["entity", "period"], observed=True, sort=True)
+    out = g[["num", "den"]].sum(min_count=1)
+    out["note"] = g["note"].first() if frame["note"].notna().any() else None
+    out = out.reset_index()
     if not has_den:
         out["den"] = np.nan
     return out

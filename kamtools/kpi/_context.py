@@ -55,7 +55,10 @@ class Context:
         """A table cut at the as-of date, with a ``period`` column; ``None`` if absent.
 
         Tables without a date (accounts, managers, contacts) come whole, without
-        ``period``.
+        ``period``. Rows are cut on the table's date column only (contracts on
+        ``start``, opportunities on ``created``, tickets on ``opened``): a later
+        end, close or resolution date, and an outcome recorded after ``as_of``,
+        stay visible, so KPIs that use them must compare them with ``ctx.as_of``.
         """
         df = self.data.tables.get(name)
         if df is None:
@@ -71,12 +74,12 @@ class Context:
         """Account-periods in which the account is a customer: ``account_id, period``.
 
         From the period of its first invoice to the period of its last one; an
-        account that bought within :data:`ACTIVE_WINDOW_DAYS` of the as-of date
+        account that bought less than :data:`ACTIVE_WINDOW_DAYS` before the as-of date
         is active up to the as-of period.
         """
         tx = self.table("transactions")
         span = tx.groupby("account_id", observed=True)["date"].agg(["min", "max"])
-        recent = span["max"] >= self.as_of - pd.Timedelta(days=ACTIVE_WINDOW_DAYS)
+        recent = span["max"] > self.as_of - pd.Timedelta(days=ACTIVE_WINDOW_DAYS)
         last = span["max"].where(~recent, self.as_of)
         first = pd.PeriodIndex(self.period(span["min"])).asi8.clip(min=self.periods[0].ordinal)
         last = pd.PeriodIndex(self.period(last)).asi8.clip(max=self.periods[-1].ordinal)

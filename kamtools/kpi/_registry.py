@@ -47,7 +47,9 @@ class KPI:
     ``grain="entity"``), ``period``, ``num`` and optionally ``den``. Groups
     add up ``num`` and ``den``; the value is ``num / den`` (or ``num``).
     With ``fill=0`` the account-periods where an account is active but the
-    function returned nothing count as zero.
+    function returned nothing count as zero. An optional ``note`` column says
+    why a value is missing (e.g. "not final until 2025-12-31"); a group keeps
+    the first note of its rows.
     """
 
     key: str
