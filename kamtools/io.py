@@ -202,7 +202,7 @@ def _read_csv(f: Path, table: str, encoding: str) -> pd.DataFrame:
         line = raw[: err.start].count(b"\n") + 1
         raise _problem(
             table, f"the file is not valid {encoding} (byte {raw[err.start]:#04x})",
-            f"Save the file as UTF-8, or pass its encoding, e.g. kamtools.load(..., encoding='cp1252').",
+            "Save the file as UTF-8, or pass its encoding, e.g. kamtools.load(..., encoding='cp1252').",
             source=f.name, row=line, value=repr(raw[max(0, err.start - 10): err.start + 10]),
         ) from err
     import io as _io

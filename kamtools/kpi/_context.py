@@ -111,6 +111,29 @@ class Context:
             raise ParameterError(f"per_account: how={how!r}; use sum, count, nunique, max or mean.")
         return out
 
+    def took_place(self, interactions: pd.DataFrame) -> pd.DataFrame:
+        """The interactions that took place: ``attended`` true or not recorded.
+
+        One rule for the whole catalogue: a planned meeting the customer missed
+        did not take place; a call or e-mail without attendance recorded did.
+        """
+        if "attended" not in interactions.columns:
+            return interactions
+        return interactions[interactions["attended"].fillna(True).astype("bool")]
+
+    def scores(self, dimension: str, *, of: str = "account") -> pd.DataFrame:
+        """Mean assessment score per account (or manager) and period.
+
+        Returns ``account_id`` (or ``manager_id``), ``period``, ``num`` (sum of
+        the scores of ``dimension``) and ``den`` (their count), both assessors,
+        so groups pool the scores.
+        """
+        a = self.table("assessments")
+        is_account = a["subject_id"].isin(self.accounts["account_id"])
+        a = a[(a["dimension"] == dimension) & (is_account if of == "account" else ~is_account)]
+        a = a.rename(columns={"subject_id": f"{of}_id"})
+        return a.groupby([f"{of}_id", "period"], observed=True)["score"].agg(num="sum", den="count").reset_index()
+
     def on_active(self, frame: pd.DataFrame | None = None, *, fill: float = 0.0) -> pd.DataFrame:
         """Spread per-account values over the active grid, one ``den`` per account-period.
 

@@ -82,14 +82,6 @@ def _per_manager(ctx, rows: pd.DataFrame, value: str | None = None) -> pd.DataFr
     return out.assign(num=out["num"].fillna(0.0), den=1.0)
 
 
-def _score(ctx, dimension: str) -> pd.DataFrame:
-    """Mean assessment score of each manager: num = sum of scores, den = their count."""
-    a = ctx.table("assessments")
-    a = a[(a["dimension"] == dimension) & ~a["subject_id"].isin(ctx.accounts["account_id"])]
-    a = a.rename(columns={"subject_id": "manager_id"})
-    return a.groupby(_KEYS, observed=True)["score"].agg(num="sum", den="count").reset_index()
-
-
 def _learning(ctx, kind: str) -> pd.DataFrame:
     le = ctx.table("learning")
     return le[le["kind"] == kind]
@@ -120,7 +112,7 @@ def coaching_hours(ctx):
     provider="supplier", cadence="Y",
 )
 def continuous_improvement(ctx):
-    return _score(ctx, "continuous_improvement")
+    return ctx.scores("continuous_improvement", of="manager")
 
 
 @_kpi(
@@ -134,7 +126,7 @@ def continuous_improvement(ctx):
     provider="interaction", cadence="Q",
 )
 def feedback_score(ctx):
-    return _score(ctx, "feedback")
+    return ctx.scores("feedback", of="manager")
 
 
 @_kpi(
@@ -161,7 +153,7 @@ def certification_rate(ctx):
     provider="supplier", cadence="Y",
 )
 def skill_score(ctx):
-    return _score(ctx, "skills")
+    return ctx.scores("skills", of="manager")
 
 
 @_kpi(

@@ -61,20 +61,6 @@ _kpi = partial(register, _builtin=True, pillar="relationships")
 MEETING_KINDS = ("meeting", "business_review", "executive_meeting", "workshop")
 
 
-def _took_place(ix: pd.DataFrame) -> pd.DataFrame:
-    """Interactions that took place: ``attended`` true or not recorded."""
-    if "attended" not in ix.columns:
-        return ix
-    return ix[ix["attended"].fillna(True).astype("bool")]
-
-
-def _score(ctx, dimension: str) -> pd.DataFrame:
-    """Mean assessment score of each account: num = sum of scores, den = their count."""
-    a = ctx.table("assessments")
-    a = a[(a["dimension"] == dimension) & a["subject_id"].isin(ctx.accounts["account_id"])]
-    return ctx.per_account(a.rename(columns={"subject_id": "account_id"}), "score", how="mean")
-
-
 def _on_contacts(ctx, contacts: pd.DataFrame) -> pd.DataFrame:
     """Contacts per account, repeated over the account's active periods."""
     n = contacts.groupby("account_id", observed=True).size().rename("num").astype("float64").reset_index()
@@ -95,7 +81,7 @@ def _on_contacts(ctx, contacts: pd.DataFrame) -> pd.DataFrame:
     unit="count", direction="higher", tables=("interactions",), provider="interaction", cadence="M",
 )
 def engagement_frequency(ctx):
-    ix = _took_place(ctx.table("interactions"))
+    ix = ctx.took_place(ctx.table("interactions"))
     return ctx.on_active(ctx.per_account(ix, how="count"))
 
 
@@ -110,7 +96,7 @@ def engagement_frequency(ctx):
     provider="interaction", cadence="Q",
 )
 def engagement_breadth(ctx):
-    ix = _took_place(ctx.table("interactions"))
+    ix = ctx.took_place(ctx.table("interactions"))
     return ctx.on_active(ctx.per_account(ix, "contact_id", how="nunique"))
 
 
@@ -143,7 +129,7 @@ def product_breadth(ctx):
     unit="score 1-5", direction="higher", tables=("assessments",), provider="supplier", cadence="Y",
 )
 def account_plan_quality(ctx):
-    return _score(ctx, "plan_quality")
+    return ctx.scores("plan_quality")
 
 
 @_kpi(
@@ -154,7 +140,7 @@ def account_plan_quality(ctx):
     unit="count", direction="higher", tables=("interactions",), provider="interaction", cadence="Q", fill=0.0,
 )
 def business_reviews(ctx):
-    ix = _took_place(ctx.table("interactions"))
+    ix = ctx.took_place(ctx.table("interactions"))
     return ctx.per_account(ix[ix["kind"] == "business_review"], how="count")
 
 
@@ -168,7 +154,7 @@ def business_reviews(ctx):
     unit="score 1-5", direction="higher", tables=("assessments",), provider="interaction", cadence="Y",
 )
 def needs_analysis(ctx):
-    return _score(ctx, "needs_analysis")
+    return ctx.scores("needs_analysis")
 
 
 @_kpi(
@@ -181,7 +167,7 @@ def needs_analysis(ctx):
     unit="share", direction="higher", tables=("interactions",), provider="interaction", cadence="Q",
 )
 def executive_sponsorship(ctx):
-    ix = _took_place(ctx.table("interactions"))
+    ix = ctx.took_place(ctx.table("interactions"))
     met = ctx.per_account(ix[ix["kind"] == "executive_meeting"], how="count")
     return ctx.on_active(met.assign(num=1.0))
 
@@ -196,7 +182,7 @@ def executive_sponsorship(ctx):
     unit="score 1-5", direction="higher", tables=("assessments",), provider="supplier", cadence="Q",
 )
 def internal_collaboration(ctx):
-    return _score(ctx, "collaboration")
+    return ctx.scores("collaboration")
 
 
 # -- the contact network ------------------------------------------------------------------
@@ -242,7 +228,7 @@ def decision_makers(ctx):
     unit="score 1-5", direction="higher", tables=("assessments",), provider="interaction", cadence="Q",
 )
 def solution_relevance(ctx):
-    return _score(ctx, "solution_relevance")
+    return ctx.scores("solution_relevance")
 
 
 @_kpi(
