@@ -35,6 +35,10 @@ _LAZY = {
     "check_kpi_set": ("kamtools.scorecard", "check_kpi_set"),
     "plots": ("kamtools.plots", None),
     "retention": ("kamtools.retention", None),
+    "roi": ("kamtools.roi", None),
+    "clv": ("kamtools.clv", None),
+    "report": ("kamtools.report", None),
+    "widgets": ("kamtools.widgets", None),
 }
 
 __all__ = [

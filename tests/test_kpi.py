@@ -28,10 +28,62 @@ REQUIRED = {
     "number of touchpoints": ["touchpoints"],
     "meeting attendance rate": ["meeting_attendance_rate"],
     # revenue
+    "account plan execution": ["account_plan_execution"],
+    "cross-selling": ["cross_sell_revenue"],
+    "customer lifetime value (simple form)": ["customer_lifetime_value"],
+    "profit margin expansion": ["profit_margin_expansion", "gross_margin_pct"],
+    "lead management": ["lead_closure_rate"],
+    "new business opportunities": ["new_business_opportunities"],
+    "number of referrals": ["referrals"],
+    "opportunity conversion rate": ["opportunity_conversion_rate"],
+    "product mix": ["product_mix_concentration"],
+    "cost to serve and its reduction": ["cost_to_serve", "cost_to_serve_growth"],
     "revenue per account": ["revenue_per_account", "annual_revenue_per_account"],
     "revenue growth rate": ["revenue_growth_rate"],
+    "share of wallet": ["share_of_wallet"],
+    "time to close": ["time_to_close"],
+    "time to implement": ["time_to_implement"],
+    "unprofitable customers": ["unprofitable_customers"],
+    "upsell rate": ["upsell_rate"],
     "gross margin per account": ["gross_margin"],
+    "net profit margin": ["net_profit_margin"],
+    "account penetration index": ["account_penetration_index"],
+    "account saturation index": ["account_saturation_index"],
+    "account expansion rate": ["account_expansion_rate"],
+    "market share within the account's spend": ["account_market_share"],
+    # retention
+    "churn rate": ["churn_rate", "contract_churn_rate"],
+    "competitor activity monitoring": ["competitive_win_rate"],
+    "contract renewal rate (without rebid)": ["contract_renewal_rate"],
+    "customer defection risk (rule-based)": ["defection_risk"],
+    "designation as preferred supplier": ["preferred_supplier_share"],
+    "contract length change": ["contract_length_change"],
+    "issue resolution time": ["issue_resolution_time"],
+    "average response time": ["response_time"],
+    "NPS": ["nps"],
+    "CSAT": ["csat"],
+    "retention rate": ["retention_rate"],
+    "supplier consolidation": ["supplier_consolidation_rate"],
+    "net and gross revenue retention": ["net_revenue_retention", "gross_revenue_retention"],
+    # learning & development
+    "coaching/mentoring hours": ["coaching_hours"],
+    "continuous improvement rate": ["continuous_improvement"],
+    "feedback scores": ["feedback_score"],
+    "industry certification rate": ["certification_rate"],
+    "skill assessment scores": ["skill_score"],
+    "training completion rate": ["training_completion_rate"],
+    # portfolio
+    "account coverage ratio": ["account_coverage_ratio"],
+    "key-account dependency (top share and concentration index)": ["top_account_revenue_share", "revenue_concentration"],
+    "price premium of key over other accounts": ["key_account_price_premium"],
 }
+
+
+def test_the_catalogue_covers_every_pillar():
+    cat = kt.kpis()
+    assert set(cat["pillar"]) == set(PILLARS)
+    assert set(cat["category"]) == set(CATEGORIES), "all seven categories are used"
+    assert set(cat["timing"]) == {"leading", "lagging"}
 
 
 def tiny_data():
