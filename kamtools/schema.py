@@ -694,6 +694,13 @@ def _warn_suspicious(typed: dict[str, pd.DataFrame]):
                 f"transactions: {int(neg.sum())} row(s) have negative revenue (credit notes) totalling "
                 f"{tx.loc[neg, 'revenue'].sum():,.2f}; they are netted into revenue."
             )
+        if "cost" in tx.columns:
+            uncosted = tx["cost"].isna()
+            if uncosted.any() and not uncosted.all():
+                _warn(
+                    f"transactions: {int(uncosted.sum())} row(s) have no cost (revenue "
+                    f"{tx.loc[uncosted, 'revenue'].sum():,.2f}); margin KPIs leave them out."
+                )
     acc = typed.get("accounts")
     if acc is not None and "kam_start" in acc.columns:
         key = acc["is_key_account"].fillna(False).astype(bool)

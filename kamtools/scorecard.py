@@ -116,10 +116,30 @@ def read_targets(targets) -> pd.DataFrame:
     return t
 
 
-def _normalise(value, target, floor, direction) -> pd.Series:
-    """Score 0-100: 0 at the floor, 100 at (or beyond) the target."""
+def _floors(kpi, target, floor, direction) -> pd.Series:
+    """The floors, defaulted where missing, checked to lie on the far side of the target."""
     higher = direction == "higher"
+    need = floor.isna() & (target <= 0)  # defaults: 0, or twice the target where lower is better
+    if need.any():
+        names = ", ".join(sorted(set(kpi[need])))
+        raise ParameterError(
+            f"targets: give a floor (the value that scores 0) for {names}: with a target of 0 or below there is "
+            "no sensible default. Add a 'floor' column to the targets."
+        )
     floor = floor.where(floor.notna(), np.where(higher, 0.0, 2 * target))
+    wrong = np.where(higher, floor >= target, floor <= target)
+    if wrong.any():
+        names = ", ".join(sorted(set(kpi[wrong])))
+        raise ParameterError(
+            f"targets: the floor must be worse than the target (below it where higher is better, above it "
+            f"where lower is better); check {names}."
+        )
+    return floor
+
+
+def _normalise(value, target, floor, direction) -> pd.Series:
+    """Score 0-100: 0 at the floor (or worse), 100 at the target (or better), linear between."""
+    higher = direction == "higher"
     span = np.where(higher, target - floor, floor - target)
     got = np.where(higher, value - floor, floor - value)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -214,7 +234,13 @@ def _tenure(values: pd.DataFrame, data, by: str) -> pd.DataFrame:
         raise ParameterError("weights='tenure' works for scorecards by account or by manager; pass weights={...}.")
     grid = values[["entity", "period"]].drop_duplicates()
     ends = grid["period"].dt.end_time.dt.normalize()
-    return grid.assign(tenure_months=_periods.months_between(grid["entity"].map(ent_start), ends).to_numpy())
+    starts = grid["entity"].map(ent_start)
+    if starts.isna().all():
+        raise ParameterError(
+            f"weights='tenure': none of the entities is an {by} with a manager start date. Pass by= to say what "
+            "the entities are ('account' or 'manager'), or weights={...}."
+        )
+    return grid.assign(tenure_months=_periods.months_between(starts, ends).to_numpy())
 
 
 def scorecard(
@@ -223,9 +249,9 @@ def scorecard(
     targets,
     data=None,
     weights="tenure",
-    bands: Mapping[str, float] = DEFAULT_BANDS,
+    thresholds: Mapping[str, float] = DEFAULT_BANDS,
     rule: str = "score",
-    by: str = "account",
+    by: str | None = None,
 ) -> Scorecard:
     """Score KPI values against targets, with red/amber/green and 3R+1 pillar weights.
 
@@ -247,14 +273,16 @@ def scorecard(
         40/30/30, over 36 months 30/40/30. Learning & development is scored and
         shown beside, not weighted in. A mapping gives fixed weights,
         e.g. ``{"relationships": 50, "revenue": 30, "retention": 20}``.
-    bands : mapping
-        Score thresholds: green at or above ``bands["green"]`` (90), amber at
-        or above ``bands["amber"]`` (70), red below.
+    thresholds : mapping
+        Score thresholds: green at or above ``thresholds["green"]`` (90),
+        amber at or above ``thresholds["amber"]`` (70), red below.
     rule : {"score", "any_red"}
         How the overall colour is set: from the overall score, or red as soon
         as any KPI is red (else from the score).
-    by : {"account", "manager"}
-        What the entities of ``values`` are (for the tenure weights).
+    by : {"account", "manager"}, optional
+        What the entities of ``values`` are (for the tenure weights). Default:
+        what :func:`kamtools.compute` recorded in ``values.attrs``, else
+        ``"account"``.
 
     Returns
     -------
@@ -273,8 +301,10 @@ def scorecard(
 
     if rule not in ("score", "any_red"):
         raise ParameterError(f"rule={rule!r}; use 'score' or 'any_red'.")
+    bands = thresholds
     if not {"green", "amber"} <= set(bands) or bands["amber"] > bands["green"]:
-        raise ParameterError("bands must give 'amber' <= 'green' thresholds, e.g. {'green': 90, 'amber': 70}.")
+        raise ParameterError("thresholds must give 'amber' <= 'green', e.g. {'green': 90, 'amber': 70}.")
+    by = by or values.attrs.get("by", "account")
     t = read_targets(targets)
     unknown = [k for k in t["kpi"] if k not in set(values["kpi"])]
     if unknown:
@@ -294,6 +324,7 @@ def scorecard(
         v = v.drop(columns=[f"{c}_own" for c in ("target", "floor", "weight")])
     v["pillar"] = v["kpi"].map({k: s.pillar for k, s in specs.items()})
     direction = v["kpi"].map({k: s.direction for k, s in specs.items()})
+    v["floor"] = _floors(v["kpi"], v["target"], v["floor"], direction)
     v["score"] = _normalise(v["value"], v["target"], v["floor"], direction)
     v["rag"] = rag(v["score"], bands)
 
@@ -321,8 +352,10 @@ def scorecard(
             fixed = {k: float(weights.get(k, 0.0)) for k in R_PILLARS}
         else:
             raise ParameterError("weights must be 'tenure', 'equal' or a mapping of pillar to weight.")
-        if sum(fixed.values()) <= 0:
-            raise ParameterError("weights must not all be zero.")
+        total = sum(fixed.values())
+        if total <= 0 or min(fixed.values()) < 0:
+            raise ParameterError("weights must not be negative nor all zero.")
+        fixed = {k: 100 * w / total for k, w in fixed.items()}  # percent, as the tenure weights
         wt = grid.assign(tenure_months=pd.NA, band="fixed", **fixed)
     long_w = wt.melt(id_vars=["entity", "period", "tenure_months", "band"], value_vars=list(R_PILLARS),
                      var_name="pillar", value_name="weight")

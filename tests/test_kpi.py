@@ -143,10 +143,47 @@ def test_compute_by_segment_pools_accounts():
 
 
 def test_growth_compares_with_the_previous_period():
-    v = kt.compute(tiny_data(), ["revenue_growth_rate"], period="Q")
+    v = kt.compute(tiny_data(), ["revenue_growth_rate"], period="Q", as_of="2023-09-30")
     a1 = v[v["entity"] == "A1"]["value"].tolist()
     # Q2 / Q1 - 1 = 1500.5 / 1000 - 1; Q3: 0 / 1500.5 - 1 = -1; Q1 has no previous period
     assert np.isnan(a1[0]) and a1[1:] == pytest.approx([0.5005, -1.0])
+
+
+def test_growth_of_the_first_reported_period_uses_the_period_before():
+    v = kt.compute(tiny_data(), ["revenue_growth_rate"], period="Q", start="2023-04-01", as_of="2023-09-30")
+    a1 = v[v["entity"] == "A1"]
+    assert a1["period"].astype(str).tolist() == ["2023Q2", "2023Q3"]
+    assert a1["value"].tolist() == pytest.approx([0.5005, -1.0])  # 2023Q1 is read, not reported
+
+
+def test_a_running_period_is_marked_and_not_compared():
+    # as_of 2023-08-20 (the last invoice) is inside Q3: Q3 holds only part of its data
+    v = kt.compute(tiny_data(), ["revenue", "revenue_growth_rate"], period="Q")
+    q3 = v[(v["entity"] == "A1") & (v["period"].astype(str) == "2023Q3")].set_index("kpi")
+    assert q3.loc["revenue", "value"] == 0.0
+    assert q3.loc["revenue", "note"] == "partial period: data up to 2023-08-20"
+    assert np.isnan(q3.loc["revenue_growth_rate", "value"])
+    assert q3.loc["revenue_growth_rate", "note"] == "period running at 2023-08-20: not compared with a full period"
+    assert v[v["period"].astype(str) == "2023Q2"]["note"].isna().all()
+
+
+def test_accounts_without_a_group_are_kept():
+    tables = dict(tiny_data().tables)
+    tables["accounts"] = tables["accounts"].assign(industry=["Chemicals", None, "Retail"])
+    v = kt.compute(kt.load(tables), ["revenue"], by="industry", period="Y", as_of="2023-12-31")
+    # A2 (300) has no industry
+    assert dict(zip(v["entity"], v["value"], strict=True)) == {"(missing)": 300.0, "Chemicals": 2500.5, "Retail": 1750.0}
+
+
+def test_rows_outside_the_active_span_are_not_dropped():
+    tables = dict(tiny_data().tables)
+    # A2's only invoice is 2023-02-10; a cost_to_serve booked in 2022Q4 lies before its active span
+    tables["costs"] = pd.DataFrame({"account_id": ["A2", "A2"], "date": pd.to_datetime(["2022-11-15", "2023-02-01"]),
+                                    "kind": ["cost_to_serve", "cost_to_serve"], "amount": [50.0, 70.0]})
+    v = kt.compute(kt.load(tables), ["cost_to_serve"], by="portfolio", period="Q", start="2022-10-01",
+                   as_of="2023-09-30")
+    assert v.set_index(v["period"].astype(str))["value"].to_dict() == {
+        "2022Q4": 50.0, "2023Q1": 70.0, "2023Q2": 0.0, "2023Q3": 0.0}
 
 
 def test_as_of_hides_later_rows():
@@ -160,7 +197,7 @@ def test_not_computable_says_why():
     tables = {k: v for k, v in tiny_data().tables.items() if k != "surveys"}
     data = kt.load(tables, currency="EUR")
     with pytest.warns(KpiWarning, match=r"1 KPI\(s\) not computable from this data: nps \(needs table surveys\)"):
-        v = kt.compute(data, ["revenue", "nps"], period="Y")
+        v = kt.compute(data, ["revenue", "nps"], period="Y", as_of="2023-12-31")
     nps = v[v["kpi"] == "nps"]
     assert nps["value"].isna().all()
     assert set(nps["note"]) == {"not computable: needs table surveys"}

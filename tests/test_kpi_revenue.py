@@ -271,9 +271,10 @@ CASES = {
     },
     "lead_closure_rate": {
         # Q1 created: O2 60 days, O3 90 days, O4 20 days (in time), O6 121 days (late)
-        # Q2 created: O5 open for 90 days at as-of (late), O7 22 days (in time), O8 open 29 days (pending, left out)
-        "account": {("A1", Q1): 2 / 2, ("A2", Q1): 1 / 1, ("A3", Q1): 0 / 1, ("A2", Q2): 0 / 1, ("A3", Q2): 1 / 1},
-        "portfolio": {("portfolio", Q1): 3 / 4, ("portfolio", Q2): 1 / 2},
+        # Q2 created: O5 open for 90 days at as-of (late); O7 (created 51 days before as-of, decided in 22)
+        # and O8 (open 29 days) are younger than 90 days at as-of, so left out whether decided or not
+        "account": {("A1", Q1): 2 / 2, ("A2", Q1): 1 / 1, ("A3", Q1): 0 / 1, ("A2", Q2): 0 / 1},
+        "portfolio": {("portfolio", Q1): 3 / 4, ("portfolio", Q2): 0 / 1},
     },
     "time_to_close": {
         # O1 2023-12-01 -> 2024-02-15 = 31 + 31 + 14 = 76 days; O4 2024-01-15 -> 02-04 = 20;
@@ -389,3 +390,18 @@ def test_simple_clv_is_the_discounted_retained_margin():
     assert simple_clv(100.0) == pytest.approx(sum(100 * 0.9**t / 1.1**t for t in range(1, 2000)))
     assert simple_clv(100.0, retention=1.0, discount=0.25) == pytest.approx(400.0)  # 100 / 0.25
     assert math.isnan(simple_clv(float("nan")))
+
+
+def test_gross_margin_pct_leaves_uncosted_lines_out():
+    import warnings
+
+    from kamtools.exceptions import DataWarning
+
+    accounts = pd.DataFrame({"account_id": ["A"], "account_name": ["A"], "is_key_account": [True]})
+    tx = pd.DataFrame({"account_id": ["A", "A"], "date": ["2024-01-10", "2024-02-10"],
+                       "revenue": [100.0, 100.0], "cost": [60.0, None]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        data = kt.load({"accounts": accounts, "transactions": tx})
+    v = kt.compute(data, ["gross_margin_pct"], period="Q", as_of="2024-03-31")
+    assert v["value"].tolist() == [pytest.approx(0.4)]  # (100 - 60) / 100: the uncosted line is out of both sides

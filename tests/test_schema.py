@@ -218,8 +218,10 @@ def test_mixed_currencies(tmp_path, tiny):
          r"transactions: 1 row\(s\) for 1 account\(s\) are dated after the account's last contract ended"),
         (lambda t: t["accounts"].__setitem__("kam_start", ["2023-04-01", "", ""]),
          r"accounts: 1 key account\(s\) have no kam_start"),
+        (lambda t: t["transactions"].__setitem__("cost", ["600", "", "200", "500", "400"]),
+         r"transactions: 1 row\(s\) have no cost \(revenue 1,500.50\); margin KPIs leave them out"),
     ],
-    ids=["credit-notes", "duplicates", "after-contract", "key-without-start"],
+    ids=["credit-notes", "duplicates", "after-contract", "key-without-start", "uncosted"],
 )
 def test_suspicious_data_warns_and_changes_nothing(tmp_path, tiny, change, expected):
     if expected.startswith("transactions: 1 row\\(s\\) for"):

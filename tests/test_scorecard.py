@@ -96,9 +96,9 @@ def test_rag_band_edges(score, expected):
 
 def test_custom_bands():
     assert rag(pd.Series([60.0, 80.0]), {"green": 80, "amber": 60}).tolist() == ["amber", "green"]
-    with pytest.raises(ParameterError, match="bands must give 'amber' <= 'green'"):
+    with pytest.raises(ParameterError, match="thresholds must give 'amber' <= 'green'"):
         kt.scorecard(values([("A", "2024Q4", "t_rev", 1)]), targets={"t_rev": 1}, weights="equal",
-                     bands={"green": 50, "amber": 60})
+                     thresholds={"green": 50, "amber": 60})
 
 
 @pytest.mark.parametrize(
@@ -123,6 +123,46 @@ def test_tenure_weights_at_band_boundaries(start, months, weights):
     assert card.pillars.set_index("pillar")["weight"].to_dict() == {
         "relationships": w_rel, "retention": w_ret, "revenue": w_rev,
     }
+
+
+def test_fixed_weights_are_shown_as_percent():
+    v = values([("A", "2024Q4", "t_rel", 10), ("A", "2024Q4", "t_rev", 50)])
+    card = kt.scorecard(v, targets={"t_rel": 10, "t_rev": 100}, weights={"relationships": 3, "revenue": 1})
+    assert card.pillars.set_index("pillar")["weight"].to_dict() == {"relationships": 75.0, "revenue": 25.0}
+    assert card.overall["score"].iloc[0] == pytest.approx(0.75 * 100 + 0.25 * 50)
+
+
+@pytest.mark.parametrize(
+    ("kpi", "target", "floor", "value", "score"),
+    [
+        ("t_ret", -0.05, -0.01, -0.20, 100.0),   # lower is better, a 20% cut beats the 5% target
+        ("t_ret", -0.05, -0.01, -0.03, 50.0),    # (-0.01 - -0.03) / (-0.01 - -0.05)
+        ("t_ret", 0.0, 0.10, 0.02, 80.0),        # churn target 0, floor 10%: (0.10 - 0.02) / 0.10
+        ("t_rev", 30.0, -100.0, -60.0, 100 * 40 / 130),  # an NPS-like KPI with floor -100
+    ],
+)
+def test_targets_at_or_below_zero_need_and_use_a_floor(kpi, target, floor, value, score):
+    v = values([("A", "2024Q4", kpi, value)])
+    t = pd.DataFrame({"kpi": [kpi], "target": [target], "floor": [floor]})
+    assert kt.scorecard(v, targets=t, weights="equal").kpis["score"].iloc[0] == pytest.approx(score)
+
+
+def test_floor_errors():
+    v = values([("A", "2024Q4", "t_ret", 0.02)])
+    with pytest.raises(ParameterError, match=r"give a floor \(the value that scores 0\) for t_ret"):
+        kt.scorecard(v, targets={"t_ret": 0.0}, weights="equal")
+    with pytest.raises(ParameterError, match="the floor must be worse than the target.*check t_ret"):
+        kt.scorecard(v, targets=pd.DataFrame({"kpi": ["t_ret"], "target": [0.05], "floor": [0.01]}), weights="equal")
+
+
+def test_scorecard_of_manager_values_uses_manager_tenure():
+    data = data_with_managers({"A": "2023-06-30"})  # manager M0
+    v = values([("M0", "2024Q4", "t_rel", 10), ("M0", "2024Q4", "t_rev", 50)])
+    v.attrs["by"] = "manager"  # as kt.compute(..., by="manager") records
+    card = kt.scorecard(v, targets={"t_rel": 10, "t_rev": 100}, data=data)
+    assert card.overall["tenure_months"].tolist() == [18]
+    with pytest.raises(ParameterError, match="none of the entities is an account with a manager start date"):
+        kt.scorecard(v, targets={"t_rel": 10, "t_rev": 100}, data=data, by="account")
 
 
 def test_tenure_weights_table():
@@ -211,17 +251,18 @@ def test_auc_against_mann_whitney():
     assert _auc(score, y) == pytest.approx(u / 16)
 
 
-@pytest.mark.parametrize("seed", [2, 4])
+@pytest.mark.parametrize("seed", [None, 2, 4], ids=["bundled-sample", "seed-2", "seed-4"])
 def test_backtest_finds_the_true_churn_signal(seed):
-    """In the generated portfolio, low NPS, low engagement and no executive sponsor raise the churn
-    hazard (sample.truth); a scorecard of those KPIs must rank later churners lower."""
-    data = kt.sample.generate(n_accounts=800, seed=seed)
+    """In the sample, low NPS, low engagement and no executive sponsor raise the churn hazard
+    (sample.truth); a scorecard of those KPIs must rank later churners lower. Checked on the bundled
+    sample (200 accounts) and on two larger generated portfolios (800 accounts)."""
+    data = kt.sample.load() if seed is None else kt.sample.generate(n_accounts=800, seed=seed)
     assert data.truth.churn_hr_nps < 1 and data.truth.churn_hr_engagement < 1
     ks = ["engagement_frequency", "executive_sponsorship", "nps"]
     v = kt.compute(data, ks, period="Y")
     targets = pd.DataFrame({"kpi": ks, "target": [24, 1, 50], "floor": [0, 0, -100]})
     card = kt.scorecard(v, targets=targets, data=data)
-    bt = kt.scorecard.backtest(card, data, n_boot=300)
+    bt = kt.scorecard.backtest(card, data, n_boot=300, horizon="365D")
     assert bt.auc > 0.55
     assert bt.auc_ci[0] > 0.5, bt
     assert bt.auc_ci[0] < bt.auc < bt.auc_ci[1]

@@ -13,6 +13,8 @@ from kamtools.exceptions import KamtoolsError, ParameterError
 from kamtools.kpi._context import Context
 from kamtools.kpi._registry import KPI, REGISTRY, get
 
+#: The entity label of accounts whose grouping column is empty.
+MISSING_GROUP = "(missing)"
 RESULT_COLUMNS = ["entity", "period", "kpi", "value", "num", "den", "note"]
 
 
@@ -45,6 +47,8 @@ def _entity_map(accounts: pd.DataFrame, by: str) -> pd.Series:
         raise ParameterError(
             f"by={by!r}: group by 'account', 'manager', 'portfolio' or a column of accounts ({', '.join(cols)})."
         )
+    if by not in ("account", "portfolio"):
+        values = values.astype("str").fillna(MISSING_GROUP)  # never drop accounts with no group
     return pd.Series(values.to_numpy(), index=pd.Index(ids, name="account_id"), name="entity")
 
 
@@ -83,7 +87,7 @@ def _by_entity(spec: KPI, ctx: Context, entity: pd.Series) -> pd.DataFrame:
     """Run one KPI and add it up by entity and period: entity, period, num, den."""
     if spec.grain == "entity":
         frame = _check_frame(spec, spec.func(ctx, entity), "entity")
-        return frame[frame["period"].isin(ctx.periods)].reset_index(drop=True)
+        return frame[_in_range(frame["period"], ctx)].reset_index(drop=True)
     if spec.grain == "manager":
         frame = _check_frame(spec, spec.func(ctx), "manager_id")
         acc = ctx.accounts
@@ -91,11 +95,11 @@ def _by_entity(spec: KPI, ctx: Context, entity: pd.Series) -> pd.DataFrame:
         frame = frame.merge(pairs.drop_duplicates(), on="manager_id", how="inner")
     else:
         frame = _check_frame(spec, spec.func(ctx), "account_id")
-        if spec.fill is not None:
-            frame = ctx.active.merge(frame, on=["account_id", "period"], how="left")
+        if spec.fill is not None:  # active periods with no rows count as `fill`; rows outside them are kept
+            frame = ctx.active.merge(frame, on=["account_id", "period"], how="outer")
             frame["num"] = frame["num"].fillna(spec.fill)
         frame = frame.merge(entity.reset_index(), on="account_id", how="inner")
-    frame = frame[frame["period"].isin(ctx.periods)]
+    frame = frame[_in_range(frame["period"], ctx)]
     has_den = frame["den"].notna().any()
     g = frame.groupby(["entity", "period"], observed=True, sort=True)
     out = g[["num", "den"]].sum(min_count=1)
@@ -104,6 +108,11 @@ def _by_entity(spec: KPI, ctx: Context, entity: pd.Series) -> pd.DataFrame:
     if not has_den:
         out["den"] = np.nan
     return out
+
+
+def _in_range(period: pd.Series, ctx: Context) -> pd.Series:
+    """The reported periods and the one before the first (growth KPIs compare with it)."""
+    return (period >= ctx.periods[0] - 1) & (period <= ctx.periods[-1])
 
 
 def _value(frame: pd.DataFrame) -> pd.Series:
@@ -156,7 +165,12 @@ def compute(data, kpis=None, *, by: str = "account", period: str = "Q", as_of=No
         - ``num``, ``den``: numerator and denominator behind the value (for
           growth KPIs, ``den`` is the previous period's value);
         - ``note``: why a KPI has no value, e.g. ``"not computable: needs
-          table surveys"``; missing otherwise.
+          table surveys"``, or that the last period is still running at
+          ``as_of`` (``"partial period: data up to ..."``; growth KPIs are not
+          computed for it); missing otherwise.
+
+        ``attrs`` records ``by``, ``period``, ``as_of`` and ``start``.
+        Accounts with an empty grouping column form the group ``"(missing)"``.
 
     Warns
     -----
@@ -231,10 +245,21 @@ def compute(data, kpis=None, *, by: str = "account", period: str = "Q", as_of=No
     res = pd.concat(out, ignore_index=True)
     if "note" not in res.columns:
         res["note"] = None
+    res = res[res["period"] >= ctx.periods[0]].reset_index(drop=True)
+    last = ctx.periods[-1]
+    if ctx.as_of < last.end_time.normalize():  # the last period is still running at as_of
+        running = res["period"] == last
+        derived_keys = [s.key for s in specs if s.derive is not None]
+        compared = running & res["kpi"].isin(derived_keys) & res["value"].notna()
+        res.loc[compared, "value"] = np.nan
+        res.loc[compared, "note"] = f"period running at {as_of:%Y-%m-%d}: not compared with a full period"
+        res.loc[running & res["note"].isna(), "note"] = f"partial period: data up to {as_of:%Y-%m-%d}"
     res["note"] = res["note"].astype("str")
     res["entity"] = res["entity"].astype("str")
     res["kpi"] = res["kpi"].astype("str")
-    return res[RESULT_COLUMNS]
+    res = res[RESULT_COLUMNS]
+    res.attrs.update(by=by, period=freq, as_of=as_of, start=start)
+    return res
 
 
 def wide(values: pd.DataFrame) -> pd.DataFrame:
@@ -285,8 +310,8 @@ def benchmark(values: pd.DataFrame, data, *, segment: str = "industry") -> pd.Da
     keys = ["kpi", "period", "segment"]
     g = out.groupby(keys, observed=True, dropna=False)["value"]
     out["percentile"] = (g.rank(method="average") - 0.5) / g.transform("count") * 100
-    out["segment_p25"] = g.transform(lambda s: s.quantile(0.25))
+    out["segment_p25"] = g.transform("quantile", 0.25)
     out["segment_median"] = g.transform("median")
-    out["segment_p75"] = g.transform(lambda s: s.quantile(0.75))
+    out["segment_p75"] = g.transform("quantile", 0.75)
     out["segment_n"] = g.transform("count")
     return out

@@ -81,7 +81,8 @@ class Context:
         span = tx.groupby("account_id", observed=True)["date"].agg(["min", "max"])
         recent = span["max"] > self.as_of - pd.Timedelta(days=ACTIVE_WINDOW_DAYS)
         last = span["max"].where(~recent, self.as_of)
-        first = pd.PeriodIndex(self.period(span["min"])).asi8.clip(min=self.periods[0].ordinal)
+        # from the period before the first reported one, which growth KPIs compare with
+        first = pd.PeriodIndex(self.period(span["min"])).asi8.clip(min=self.periods[0].ordinal - 1)
         last = pd.PeriodIndex(self.period(last)).asi8.clip(max=self.periods[-1].ordinal)
         n = (last - first + 1).clip(min=0)
         offsets = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
@@ -138,11 +139,13 @@ class Context:
         """Spread per-account values over the active grid, one ``den`` per account-period.
 
         Missing ``num`` becomes ``fill``. Grouped, the value is then the mean
-        per active account, e.g. revenue per account.
+        per active account, e.g. revenue per account. Rows of ``frame``
+        outside the grid are kept (an account with costs before its first
+        invoice counts in that period).
         """
         grid = self.active.assign(den=1.0)
         if frame is None:
             return grid.assign(num=fill)
-        out = grid.merge(frame[["account_id", "period", "num"]], on=["account_id", "period"], how="left")
-        out["num"] = out["num"].fillna(fill)
-        return out
+        # rows outside the active grid (e.g. costs before the first invoice) are kept, as one account each
+        out = grid.merge(frame[["account_id", "period", "num"]], on=["account_id", "period"], how="outer")
+        return out.assign(num=out["num"].fillna(fill), den=1.0)

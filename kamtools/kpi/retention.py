@@ -475,7 +475,8 @@ def defection_signals(ctx) -> pd.DataFrame:
     rev_before = _sum_before(tx, "revenue", acc, lo1) - _sum_before(tx, "revenue", acc, lo2)
 
     it = ctx.table("interactions")
-    attended = it["attended"].fillna(False).astype(bool)
+    # the catalogue's one rule (Context.took_place): attendance not recorded counts as taken place
+    attended = it["attended"].fillna(True).astype(bool) if "attended" in it.columns else pd.Series(True, index=it.index)
     it = it.assign(n=attended.astype("float64"),
                    x=(attended & it["kind"].eq("executive_meeting").fillna(False)).astype("float64"))
     met = _sum_before(it, "n", acc, hi) - _sum_before(it, "n", acc, lo1)

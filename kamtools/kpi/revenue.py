@@ -295,6 +295,7 @@ def gross_margin(ctx):
 )
 def gross_margin_pct(ctx):
     tx = _with_margin(ctx)
+    tx = tx[tx["cost"].notna()]  # lines without a cost have no margin: keep them out of both sides
     g = tx.groupby(["account_id", "period"], observed=True, sort=False)
     return g.agg(num=("margin", "sum"), den=("revenue", "sum")).reset_index()
 
@@ -563,11 +564,11 @@ def referrals(ctx):
     "lead_closure_rate", name="Lead management", category="operational_efficiency", level="supplier",
     timing="leading", driver="process",
     definition=f"How well leads are worked: the share of the opportunities created in the period that were "
-    f"decided (won or lost) within {LEAD_DAYS} days. An opportunity still open and younger than {LEAD_DAYS} "
-    f"days at the as-of date is left out (its outcome is not due yet); one open for {LEAD_DAYS} days or "
-    "more counts as not decided in time.",
+    f"decided (won or lost) within {LEAD_DAYS} days. An opportunity younger than {LEAD_DAYS} days "
+    f"at the as-of date is left out, decided or not (its outcome is not due yet); one open for "
+    f"{LEAD_DAYS} days or more counts as not decided in time.",
     formula=f"opportunities with closed - created <= {LEAD_DAYS} days / opportunities created in the period, "
-    "less those still pending (a group pools them)",
+    f"less those created within {LEAD_DAYS} days of the as-of date (a group pools them)",
     unit="share", direction="higher", tables=("opportunities",), columns=("opportunities.closed",),
     provider="supplier", cadence="Q",
 )
@@ -575,7 +576,9 @@ def lead_closure_rate(ctx):
     opp = _created(ctx)
     known = opp["status"].isin(_DECIDED) & (opp["closed"] <= _cutoff(ctx))
     in_time = known & (_days(opp["closed"], opp["created"]) <= LEAD_DAYS)
-    pending = ~known & (_days(ctx.as_of, opp["created"]) < LEAD_DAYS)
+    # every opportunity younger than LEAD_DAYS at as_of is left out, decided or not: keeping the
+    # decided ones only would favour the quick decisions and bias the rate upwards
+    pending = _days(ctx.as_of, opp["created"]) < LEAD_DAYS
     return ctx.per_account(opp.assign(in_time=in_time.astype("float64"))[~pending], "in_time", how="mean")
 
 
