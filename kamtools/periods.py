@@ -11,10 +11,12 @@ import pandas as pd
 
 from kamtools.exceptions import ParameterError
 
-__all__ = ["FREQS", "check_freq", "to_period", "period_range", "as_of_date", "months_between"]
+__all__ = ["FREQS", "MONTHS", "check_freq", "to_period", "period_range", "as_of_date", "months_between"]
 
 #: The period lengths kamtools understands, with their pandas Period frequency.
 FREQS = {"M": "M", "Q": "Q", "Y": "Y"}
+#: Months in one period of each length.
+MONTHS = {"M": 1, "Q": 3, "Y": 12}
 _ALIASES = {"MONTH": "M", "MONTHLY": "M", "QUARTER": "Q", "QUARTERLY": "Q", "YEAR": "Y", "YEARLY": "Y", "A": "Y"}
 
 

@@ -40,6 +40,15 @@ class Context:
             raise ParameterError(f"start={start:%Y-%m-%d} is after as_of={as_of:%Y-%m-%d}: there is no period to compute.")
 
     @property
+    def cutoff(self) -> pd.Timestamp:
+        """The last instant of the as-of day: anything later is not known yet."""
+        return self.as_of + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+
+    @property
+    def months_per_period(self) -> int:
+        return _periods.MONTHS[self.freq]
+
+    @property
     def accounts(self) -> pd.DataFrame:
         return self.data.accounts
 
@@ -66,7 +75,7 @@ class Context:
         date = TABLES[name].date
         if date is None:
             return df
-        df = df[df[date] <= self.as_of + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)]
+        df = df[df[date] <= self.cutoff]
         return df.assign(period=self.period(df[date]))
 
     @cached_property

@@ -44,7 +44,6 @@ __all__ = ["DEFECTION_POINTS", "NPS_MAX_AGE_DAYS", "RENEWAL_MATCH_DAYS", "defect
 _kpi = partial(register, _builtin=True, pillar="retention")
 
 _DAY = pd.Timedelta(days=1)
-_MONTHS = {"M": 1, "Q": 3, "Y": 12}  # months in one period
 _ENDED = ("renewed", "renewed_after_rebid", "lapsed")
 _RENEWED = ("renewed", "renewed_after_rebid")
 _SEVERE = ("high", "critical")
@@ -130,7 +129,7 @@ def _windows(ctx, period: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
     """
     last = ctx.period_end(period).clip(upper=ctx.as_of)
     hi = (last + _DAY).astype("datetime64[ns]")
-    n = _MONTHS[ctx.freq]
+    n = ctx.months_per_period
     lo1 = (hi - pd.DateOffset(months=n)).astype("datetime64[ns]")
     lo2 = (hi - pd.DateOffset(months=2 * n)).astype("datetime64[ns]")
     return hi, lo1, lo2

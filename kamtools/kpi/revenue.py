@@ -60,7 +60,6 @@ CLV_RETENTION = 0.9
 CLV_DISCOUNT = 0.1
 #: An opportunity decided (won or lost) within this many days of its creation counts as well managed.
 LEAD_DAYS = 90
-_MONTHS = {"M": 1, "Q": 3, "Y": 12}
 _DECIDED = ("won", "lost")
 
 
@@ -109,11 +108,6 @@ def simple_clv(annual_margin, *, retention: float = CLV_RETENTION, discount: flo
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-def _cutoff(ctx) -> pd.Timestamp:
-    """The last instant of the as-of date: later events are not known yet."""
-    return ctx.as_of + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
 
 
 def _positive(x: pd.Series) -> pd.Series:
@@ -184,7 +178,7 @@ def _created(ctx) -> pd.DataFrame:
 def _closed(ctx) -> pd.DataFrame:
     """Opportunities won or lost by the as-of date, in the period they closed."""
     opp = ctx.table("opportunities")
-    opp = opp[opp["status"].isin(_DECIDED) & (opp["closed"] <= _cutoff(ctx))]
+    opp = opp[opp["status"].isin(_DECIDED) & (opp["closed"] <= ctx.cutoff)]
     return opp.assign(period=ctx.period(opp["closed"]), won=(opp["status"] == "won").astype("float64"))
 
 
@@ -251,7 +245,7 @@ derived(
 )
 def share_of_wallet(ctx):
     rev = ctx.per_account(ctx.table("transactions"), "revenue")
-    return _wallet_share(ctx, rev.assign(num=rev["num"] * 12 / _MONTHS[ctx.freq]))
+    return _wallet_share(ctx, rev.assign(num=rev["num"] * 12 / ctx.months_per_period))
 
 
 @_kpi(
@@ -574,7 +568,7 @@ def referrals(ctx):
 )
 def lead_closure_rate(ctx):
     opp = _created(ctx)
-    known = opp["status"].isin(_DECIDED) & (opp["closed"] <= _cutoff(ctx))
+    known = opp["status"].isin(_DECIDED) & (opp["closed"] <= ctx.cutoff)
     in_time = known & (_days(opp["closed"], opp["created"]) <= LEAD_DAYS)
     # every opportunity younger than LEAD_DAYS at as_of is left out, decided or not: keeping the
     # decided ones only would favour the quick decisions and bias the rate upwards
@@ -609,6 +603,6 @@ def time_to_close(ctx):
 )
 def time_to_implement(ctx):
     opp = ctx.table("opportunities")
-    live = opp[(opp["status"] == "won") & (opp["implemented"] <= _cutoff(ctx)) & opp["closed"].notna()]
+    live = opp[(opp["status"] == "won") & (opp["implemented"] <= ctx.cutoff) & opp["closed"].notna()]
     live = live.assign(period=ctx.period(live["implemented"]), days=_days(live["implemented"], live["closed"]))
     return ctx.per_account(live, "days", how="mean")
