@@ -29,29 +29,17 @@ from __future__ import annotations
 
 import argparse
 import time
-import tracemalloc
 import warnings
 
 import numpy as np
 import pandas as pd
+from _measure import measure
 
 TRUTH_BG = {"r": 1.2, "alpha": 10.0, "a": 0.7, "b": 8.0}  # weekly purchase rate mean 0.12; dropout mean 0.08
 TRUTH_GG = {"p": 4.0, "q": 5.0, "gamma": 80.0}  # mean spend per transaction 4 * 80 / 4 = 80
 START = np.datetime64("2023-01-02")  # a Monday: weeks of the log line up with kamtools' Monday-Sunday weeks
 
 
-def measure(fn, repeat=1):
-    """Best of ``repeat`` timed runs, then one run under tracemalloc for the peak memory."""
-    seconds = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        seconds.append(time.perf_counter() - t0)
-    tracemalloc.start()
-    fn()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return out, min(seconds), peak / 2**20
 
 
 WEEKS, HOLDOUT = 156, 26

@@ -22,22 +22,9 @@ from __future__ import annotations
 
 import argparse
 import time
-import tracemalloc
 import warnings
 
-
-def measure(fn, repeat=3):
-    """Best of ``repeat`` timed runs, then one run under tracemalloc for the peak memory."""
-    seconds = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        seconds.append(time.perf_counter() - t0)
-    tracemalloc.start()
-    fn()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return out, min(seconds), peak / 2**20
+from _measure import measure
 
 
 def main():
