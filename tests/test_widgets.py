@@ -17,7 +17,13 @@ from scipy.stats import percentileofscore
 import kamtools as kt
 from kamtools.exceptions import ParameterError
 from kamtools.scorecard import read_targets
-from kamtools.widgets import SEGMENT, AccountExplorer, PortfolioMap, ScorecardDesigner
+from kamtools.widgets import (
+    SEGMENT,
+    AccountExplorer,
+    PortfolioMap,
+    RoiWhatIf,
+    ScorecardDesigner,
+)
 
 KPIS = [
     "revenue", "gross_margin_pct", "nps", "share_of_wallet", "engagement_breadth", "executive_sponsorship",
@@ -488,3 +494,123 @@ def test_map_without_measures_says_so(data, yearly):
     m.position.value = ()
     assert m.table.empty and "Choose at least one measure for each axis" in m.status.value
     assert repr(m).startswith("PortfolioMap(period=2025, attractiveness=['wallet_size'")
+
+
+# --------------------------------------------------------------------------- RoiWhatIf
+
+
+@pytest.fixture(scope="module")
+def roi(data):
+    return kt.roi.programme_roi(data, n_boot=0)
+
+
+@pytest.mark.parametrize(
+    "points,uplift,cost,basis",
+    [
+        (0.0, None, None, "period"),  # the sliders at the estimates: scenario = baseline
+        (3.0, 3000.0, 1500.0, "period"),
+        (-5.0, 7000.0, 2500.0, "period"),
+        (12.0, 0.0, 1_000_000.0, "total"),  # retention capped at 99% by what_if
+    ],
+)
+def test_roiwhatif_table_is_what_if_called_directly(data, roi, points, uplift, cost, basis):
+    w = RoiWhatIf(data, roi=roi)
+    w.cost_basis.value = basis
+    w.retention.value = points
+    if uplift is not None:
+        w.uplift.value = uplift
+    if cost is not None:
+        w.cost.value = cost
+    total = roi.programme_cost if cost is None else cost * roi.treated_periods if basis == "period" else cost
+    direct = kt.roi.what_if(roi, retention_gain=points / 100, uplift=roi.uplift.effect if uplift is None else uplift,
+                            programme_cost=total)
+    t = w.table.set_index("case")
+    assert list(t.index) == ["baseline", "scenario"]
+    pd.testing.assert_frame_equal(t.loc[["scenario"]].reset_index(drop=True), direct, rtol=1e-12)
+    pd.testing.assert_frame_equal(t.loc[["baseline"]].reset_index(drop=True), kt.roi.what_if(roi))
+    # the scenario's ROI by hand: (uplift x treated periods - cost) / cost
+    up = roi.uplift.effect if uplift is None else uplift
+    assert t.at["scenario", "roi"] == pytest.approx((up * roi.treated_periods - total) / total, rel=1e-12)
+    assert f"{t.at['scenario', 'roi']:.2f}" in w.status.value
+
+
+def test_roiwhatif_baseline_row_is_the_programme_roi_estimate(data, roi):
+    w = RoiWhatIf(data, roi=roi, retention_points=4.0, uplift=2000.0, programme_cost=0.5 * roi.programme_cost)
+    base = w.table.set_index("case").loc["baseline"]
+    assert base["incremental_margin"] == roi.incremental_margin
+    assert base["programme_cost"] == roi.programme_cost
+    assert base["roi"] == roi.roi
+    assert base["uplift_per_period"] == roi.uplift.effect
+    assert base["retention_gain"] == 0.0
+    # the constructor's starting values reach the scenario
+    scen = w.table.set_index("case").loc["scenario"]
+    assert scen["retention_gain"] == pytest.approx(0.04)
+    assert scen["uplift_per_period"] == 2000.0
+    assert scen["programme_cost"] == pytest.approx(0.5 * roi.programme_cost, rel=1e-12)
+
+
+def test_roiwhatif_computes_programme_roi_when_not_given(data, roi):
+    w = RoiWhatIf(data)
+    assert w.roi.roi == pytest.approx(roi.roi, rel=1e-12)
+    assert w.table.set_index("case").at["baseline", "roi"] == pytest.approx(roi.roi, rel=1e-12)
+    assert w.uplift.value == pytest.approx(roi.uplift.effect, rel=1e-12)
+
+
+def test_roiwhatif_cost_basis_keeps_the_total(data, roi):
+    w = RoiWhatIf(data, roi=roi)
+    assert w.cost.value == pytest.approx(roi.programme_cost / roi.treated_periods, rel=1e-12)
+    w.cost.value = 1000.0
+    w.cost_basis.value = "total"
+    assert w.cost.value == pytest.approx(1000.0 * roi.treated_periods, rel=1e-12)
+    assert w.cost.min <= w.cost.value <= w.cost.max and w.cost.max >= 3 * roi.programme_cost
+    assert w.table["programme_cost"].iloc[1] == pytest.approx(1000.0 * roi.treated_periods, rel=1e-12)
+    w.cost_basis.value = "period"
+    assert w.cost.value == pytest.approx(1000.0, rel=1e-12)
+
+
+def test_roiwhatif_observers_redraw_table_and_plot(data, roi):
+    w = RoiWhatIf(data, roi=roi)
+    png, html_before = w.plot.value, w.table_html.value
+    assert _png_size(png) == (720, 224)  # 9 x 2.8 inches at 80 dpi
+    w.retention.value = 2.0
+    clv = w.table["clv_per_account"].iloc[1]
+    assert clv > w.table["clv_per_account"].iloc[0]
+    assert w.plot.value != png and w.table_html.value != html_before
+    assert f"{clv:,.0f}" in w.table_html.value
+
+
+def test_roiwhatif_is_a_domwidget_with_a_jupyter_repr(data, roi):
+    w = RoiWhatIf(data, roi=roi)
+    assert isinstance(w, ipywidgets.VBox) and isinstance(w, ipywidgets.DOMWidget)
+    bundle = w._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == w.model_id
+    assert bundle["text/plain"] == (
+        f"RoiWhatIf(retention=+0 points, uplift={roi.uplift.effect:,.0f} per key-account month, "
+        f"programme_cost={roi.programme_cost:,.0f}, roi={roi.roi:.2f})"
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"roi": "1.3"}, r"roi must be a kt.roi.programme_roi\(...\) result, not str"),
+        ({"cost_basis": "monthly"}, r"cost_basis='monthly'; use 'period' .* or 'total'"),
+        ({"retention_points": 40}, r"retention_points=40.0; pass percentage points between -10 and 15"),
+        ({"retention_points": "a lot"}, r"retention_points='a lot'; pass a finite number"),
+        ({"uplift": -1e9}, r"uplift=-1000000000.0; the slider runs from"),
+        ({"programme_cost": 0}, r"programme_cost=0; pass a total above 0"),
+        ({"discount": -0.1}, r"discount=-0.1; a discount rate is 0 or more"),
+    ],
+)
+def test_roiwhatif_bad_arguments(data, roi, kwargs, match):
+    kwargs = {"roi": roi, **kwargs}
+    with pytest.raises(ParameterError, match=match):
+        RoiWhatIf(data, **kwargs)
+
+
+def test_roiwhatif_roi_of_other_data(roi):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        other = kt.sample.generate(n_accounts=20, seed=3)
+    with pytest.raises(ParameterError, match=r"roi was computed on other data: \d+ of its accounts"):
+        RoiWhatIf(other, roi=roi)
