@@ -86,6 +86,7 @@ def durations(
     churn: str = "inactivity",
     inactivity_days: int = 365,
     as_of=None,
+    _cut: bool = True,
 ) -> pd.DataFrame:
     """Duration and event per account or per contract.
 
@@ -129,13 +130,13 @@ def durations(
     tenure (left truncation); a survival model with a constant hazard is not
     biased by it.
 
-    With ``churn="inactivity"`` a loss in the last ``inactivity_days`` before
-    ``as_of`` cannot be seen yet: such an account is censored at ``as_of``,
-    which overstates survival near the end. :func:`episodes` and
-    :func:`churn_risk` therefore stop following accounts at ``as_of -
-    inactivity_days``; do the same (pass an earlier ``as_of`` to your
-    analysis) or choose ``inactivity_days`` close to the longest normal gap
-    between orders.
+    With ``churn="inactivity"`` a loss becomes visible only
+    ``inactivity_days`` after the last purchase, so follow-up ends at
+    ``as_of - inactivity_days``: accounts still buying after that date are
+    censored there (not at ``as_of``, which would overstate survival), and
+    accounts whose first purchase is later are left out with a
+    :class:`~kamtools.DataWarning`. :func:`episodes` and :func:`churn_risk`
+    stop at the same date.
 
     Examples
     --------
@@ -172,11 +173,23 @@ def durations(
             "end": end, "event": event.fillna(False).astype(bool),
         })
     elif churn == "inactivity":
+        # A loss shows only inactivity_days after the last purchase, so follow-up ends at `horizon`:
+        # losses are dated before it, and everyone else is known to be a customer up to it.
+        # (episodes() and churn_risk() cut follow-up themselves and ask for the uncut rows.)
+        horizon = as_of - pd.Timedelta(days=inactivity_days) if _cut else as_of
         seen = tx[tx["date"] <= as_of].groupby("account_id")["date"].agg(["min", "max"])
         event = seen["max"] < as_of - pd.Timedelta(days=inactivity_days)
+        late = seen["min"] >= horizon
+        if late.any():
+            warnings.warn(
+                f"durations: {int(late.sum())} account(s) first bought on or after {horizon:%Y-%m-%d} "
+                f"(as_of - inactivity_days); they have no follow-up yet and are left out.",
+                DataWarning, stacklevel=2,
+            )
+            seen, event = seen[~late], event[~late]
         out = pd.DataFrame({
             "account_id": seen.index, "start": seen["min"].to_numpy(),
-            "end": seen["max"].where(event, as_of).to_numpy(), "event": event.to_numpy(),
+            "end": seen["max"].where(event, horizon).to_numpy(), "event": event.to_numpy(),
         })
     else:
         last = con.sort_values(["account_id", "start"]).groupby("account_id").agg(
@@ -375,7 +388,7 @@ def episodes(
     data = load(data)
     f = _periods.FREQS[_periods.check_freq(freq)]
     hist = _timedelta(min_history, "min_history")
-    d = durations(data, churn=churn, inactivity_days=inactivity_days, as_of=as_of)
+    d = durations(data, churn=churn, inactivity_days=inactivity_days, as_of=as_of, _cut=False)
     as_of = _periods.as_of_date(as_of, data.transactions["date"].max())
     stop_at = as_of - _loss_lag(churn, inactivity_days)
     ev_end = d["end"].where(d["event"] & (d["end"] < stop_at), stop_at).clip(upper=stop_at)
@@ -1322,7 +1335,7 @@ class ChurnRisk:
 
         data = load(data)
         as_of = _periods.as_of_date(as_of, data.transactions["date"].max())
-        d = durations(data, churn=self.churn, inactivity_days=self.inactivity_days, as_of=as_of)
+        d = durations(data, churn=self.churn, inactivity_days=self.inactivity_days, as_of=as_of, _cut=False)
         first = data.transactions["date"].min()
         lag = _loss_lag(self.churn, self.inactivity_days)
         latest = (as_of - lag - self._h).normalize()

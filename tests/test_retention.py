@@ -51,7 +51,16 @@ def test_durations_by_hand(tiny):
     # as_of = last transaction 2023-08-20; lost = last purchase before 2023-05-22
     assert d.loc["A1", "event"] and d.loc["A1", "duration"] == 107  # 2023-01-15 -> 2023-05-02
     assert d.loc["A2", "event"] and d.loc["A2", "duration"] == 0  # one purchase, lost on that day
-    assert not d.loc["A3", "event"] and d.loc["A3", "duration"] == 172  # 2023-03-01 -> as_of 2023-08-20
+    # A3 bought on 2023-08-20, after the follow-up end as_of - 90 days = 2023-05-22: censored there
+    assert not d.loc["A3", "event"] and d.loc["A3", "duration"] == 82  # 2023-03-01 -> 2023-05-22
+    assert d.loc["A3", "end"] == pd.Timestamp("2023-05-22")
+
+
+def test_durations_leave_out_accounts_with_no_follow_up_yet(tiny):
+    tiny["transactions"].loc[2, "date"] = "2023-06-01"  # A2's only purchase falls after 2023-05-22
+    with pytest.warns(DataWarning, match=r"durations: 1 account\(s\) first bought on or after 2023-05-22"):
+        d = kt.retention.durations(kt.KamData(tiny), inactivity_days=90)
+    assert sorted(d["account_id"]) == ["A1", "A3"]
 
 
 # --------------------------------------------------------------------------- Kaplan-Meier
@@ -335,8 +344,9 @@ def test_churn_risk_outputs(risk, sample):
     assert risk.revenue_at_risk_ == pytest.approx(p["revenue_at_risk"].sum())
     assert p["revenue_at_risk"].is_monotonic_decreasing and p["probability"].between(0, 1).all()
     # scored: the accounts that are customers at as_of
-    d = kt.retention.durations(sample, inactivity_days=90, as_of="2024-12-31")
-    assert set(p["account_id"]) == set(d.loc[~d["event"], "account_id"])
+    tx = sample.transactions[sample.transactions["date"] <= "2024-12-31"]
+    last = tx.groupby("account_id")["date"].max()
+    assert set(p["account_id"]) == set(last[last >= pd.Timestamp("2024-12-31") - pd.Timedelta(days=90)].index)
     h, c = risk.holdout_.iloc[0], risk.calibration_
     assert c["n"].sum() == h["n"] and c["events"].sum() == h["events"]
     assert h["evaluated_at"] == pd.Timestamp("2024-12-31") - pd.Timedelta(days=90 + 365)
