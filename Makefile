@@ -19,12 +19,23 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --editable ".[test]"
 	@touch $(STAMP)
 
-demo: $(STAMP)
-	$(VENV)/bin/kamtools sample --out $(OUT)/sample --force
-	$(VENV)/bin/kamtools validate $(OUT)/sample
+# The sample's key-account reports and the portfolio report, as a consultant renders them;
+# the last line printed is the path of reports/index.html.
+REPORTS ?= reports
+PERIOD_END ?= 2025-12-31
 
+demo: $(STAMP)
+	$(VENV)/bin/kamtools validate data/sample
+	$(VENV)/bin/kamtools report --all-key-accounts --portfolio --data data/sample --period-end $(PERIOD_END) --out $(REPORTS)
+
+# Unit, statistical, CLI, report and browser tests and the docstring examples; then the
+# walk-through notebooks under nbval (their check cells assert the key numbers).
+# One BLAS thread: the suite runs statistics and notebook kernels side by side on 2 cores.
+test: export OPENBLAS_NUM_THREADS = 1
+test: export OMP_NUM_THREADS = 1
 test: $(STAMP)
 	$(PY) -m pytest
+	$(PY) -m pytest --nbval-lax --nbval-sanitize-with notebooks/nbval_sanitize.cfg notebooks/
 
 # Regenerate the committed sample (data/sample) after changing the generator.
 sample-data: $(STAMP)

@@ -1,7 +1,8 @@
 """The ``kamtools`` command.
 
 ``kamtools sample`` writes the sample portfolio, ``kamtools validate`` checks a
-data set and says what is wrong with it. Run ``kamtools COMMAND --help``.
+data set and says what is wrong with it, ``kamtools report`` renders client-ready
+account reports. Run ``kamtools COMMAND --help``.
 """
 
 from __future__ import annotations
@@ -103,6 +104,60 @@ def validate(source, currency, date_format, encoding, columns_json):
     click.echo(f"fingerprint   {data.fingerprint[:16]}")
     click.echo(str(data.summary()))
     _echo_warnings(caught, err=False)
+
+
+@main.command()
+@click.argument("accounts", nargs=-1)
+@click.option("--all-key-accounts", is_flag=True, help="Report on every key account of the data.")
+@click.option("--portfolio", is_flag=True, help="Also render the portfolio report (portfolio.html).")
+@click.option("--data", "source", required=True,
+              help='Data source: a folder of CSV/Parquet/Excel files, a workbook, a database file or URL, or "sample".')
+@click.option("--period-end", required=True, help="Last day of the reporting period, YYYY-MM-DD.")
+@click.option("--period", "period", default="Q", show_default=True, help="Period length: M, Q or Y.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Folder for the reports.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Worker processes (default: all cores).")
+@click.option("--format", "formats", default="html", show_default=True,
+              help="Comma-separated: html, ipynb, pdf (pdf needs Playwright and Chromium).")
+@click.option("--force", is_flag=True, help="Render reports that are up to date too.")
+@click.option("--currency", default=None, help="ISO code of the currency, if the source does not say.")
+@click.option("--targets", default=None, type=click.Path(dir_okay=False), help="Scorecard targets CSV (kpi,target,...).")
+@click.option("--locale", "number_locale", default="en", show_default=True, help="Number style: en, de, fr, ...")
+@click.option("--template", default=None, type=click.Path(dir_okay=False), help="Account report notebook to use.")
+@click.option("-p", "--parameter", "extra", multiple=True, metavar="NAME=VALUE",
+              help="A further template parameter (repeatable), checked against the template.")
+def report(accounts, all_key_accounts, portfolio, source, period_end, period, out, jobs, formats, force, currency,
+           targets, number_locale, template, extra):
+    """Render client-ready reports: one HTML file per ACCOUNT (no code), a manifest and an index.
+
+    Reports render in parallel, each in its own kernel and working directory;
+    reports whose inputs are unchanged are skipped (use --force). A report that
+    fails does not stop the others; the command then exits with status 1.
+    """
+    from kamtools import report as report_mod
+    from kamtools.exceptions import KamtoolsError, SchemaError
+
+    try:
+        params = report_mod.parse_parameters(extra, template=template) if extra else None
+        batch = report_mod.run(
+            source, list(accounts), period_end=period_end, out=out, all_key_accounts=all_key_accounts,
+            portfolio=portfolio, period=period, currency=currency, targets=targets, number_locale=number_locale,
+            formats=formats, jobs=jobs, force=force, parameters=params, template=template,
+        )
+    except SchemaError as err:
+        click.echo(f"{source}: INVALID\n", err=True)
+        click.echo(str(err), err=True)
+        sys.exit(1)
+    except KamtoolsError as err:
+        raise click.ClickException(str(err)) from err
+    counts = batch.reports["status"].value_counts()
+    click.echo(
+        f"{counts.get('ok', 0)} rendered, {counts.get('skipped', 0)} up to date, {counts.get('failed', 0)} failed."
+    )
+    for row in batch.reports[batch.reports["status"] == "failed"].itertuples():
+        click.echo(f"  FAILED {row.report}: {row.error}", err=True)
+    click.echo(f"Index: {batch.index.resolve()}")
+    if batch.failed:
+        sys.exit(1)
 
 
 def _json_arg(value: str):
