@@ -1493,6 +1493,14 @@ class GammaGammaModel(_Model):
         x = _numeric(df, self.columns_["frequency"], who)
         m = _numeric(df, self.columns_["monetary_value"], who)
         xs, m = _spend_inputs(x, m)
+        q = float(self.params_["q"])
+        if q <= 1 and (np.asarray(xs) == 0).any():
+            raise ParameterError(
+                f"{who}: the fitted q = {q:.3g} is not above 1, so the population mean spend p*gamma/(q-1) is "
+                "undefined and customers without repeat purchases have no expected spend. Try 1) more customers "
+                "with repeat purchases in the fit; 2) leaving out extreme spends; 3) the customers' own mean spend "
+                "instead of the model."
+            )
         (xu, mu), _, inv = _group([xs, m], np.ones(len(x)))
         out = self._with_interval(lambda p: _gg_spend(p, xu, mu), interval, level, n_draws, seed, "expected_spend")
         return pd.DataFrame({k: v[inv] for k, v in out.items()}, index=df.index)

@@ -691,3 +691,17 @@ def test_calibration_table_in_frequency_bins_and_the_clv_plot():
     fig = clv.plot_clv(v, label="name", top=2)
     assert isinstance(fig, Figure)
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["c", "a"]  # largest at the top
+
+
+def test_gamma_gamma_with_q_not_above_one_refuses_the_population_mean(gg_cdnow, cdnow):
+    import copy
+
+    gg = copy.deepcopy(gg_cdnow)
+    gg.params_ = gg.params_.copy()
+    gg.params_["q"] = 0.9  # as a fit on very heavy-tailed spends could give: p*gamma/(q-1) < 0
+    s = cdnow.iloc[:50]
+    assert (s["frequency"] == 0).any()
+    with pytest.raises(ParameterError, match=r"the fitted q = 0.9 is not above 1.*Try 1\)"):
+        gg.expected_spend(s)
+    buyers = s[s["frequency"] > 0]  # their own purchases still define an expected spend
+    assert np.isfinite(gg.expected_spend(buyers)["expected_spend"]).all()
