@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import html
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
 import pandas as pd
 
 from kamtools import schema
-from kamtools.exceptions import SchemaError
+from kamtools.exceptions import DataWarning, SchemaError
 
 __all__ = ["KamData", "Summary"]
 
@@ -67,6 +68,10 @@ class KamData:
         :func:`kamtools.schema.validate`.
     sources, date_format
         Passed to :func:`kamtools.schema.validate`.
+    lazy : mapping of str to LazyTable, optional
+        Tables left in DuckDB (a Parquet lake or a DuckDB file), checked in SQL;
+        :func:`kamtools.load` makes these for large transaction logs. See
+        :mod:`kamtools.lazy`.
 
     Attributes
     ----------
@@ -75,7 +80,12 @@ opportunities, tickets, costs, assessments, learning : DataFrame or None
         The tables; an optional table that was not given is ``None``. Treat them
         as read-only: copy before changing one.
     tables : mapping of str to DataFrame
-        The tables that are present, in the model's order.
+        The tables that are present, in the model's order. A table left in
+        DuckDB is read into memory when it is looked up here (or as an
+        attribute), once, with a :class:`~kamtools.DataWarning`.
+    engine : {"pandas", "duckdb"}
+        ``"duckdb"`` when some table is left in DuckDB: :func:`kamtools.compute`
+        then sums it there and hands pandas only the sums.
     currency : str or None
 
     Examples
@@ -103,18 +113,53 @@ opportunities, tickets, costs, assessments, learning : DataFrame or None
         columns: Mapping[str, Mapping[str, str]] | None = None,
         sources: Mapping[str, str] | None = None,
         date_format: str | None = None,
+        lazy: Mapping | None = None,
     ):
-        typed = schema.validate(tables, columns=columns, sources=sources, date_format=date_format)
+        lazy = dict(lazy or {})
+        typed = schema.validate(tables, columns=columns, sources=sources, date_format=date_format, lazy=lazy)
         self._tables = typed
-        self.currency = _currency(typed["transactions"], currency)
+        self._lazy = lazy
+        self._read: dict[str, pd.DataFrame] = {}
+        tx = lazy.get("transactions")
+        if tx is None:
+            self.currency = _currency(typed["transactions"], currency)
+        elif "currency" in tx.columns:
+            self.currency = _currency(tx.query("SELECT DISTINCT currency FROM t"), currency)
+        else:
+            self.currency = currency
 
     # -- access ---------------------------------------------------------------------------
     @property
     def tables(self) -> Mapping[str, pd.DataFrame]:
-        return MappingProxyType(self._tables)
+        if not self._lazy:
+            return MappingProxyType(self._tables)
+        return _Tables(self)
+
+    @property
+    def engine(self) -> str:
+        return "duckdb" if self._lazy else "pandas"
+
+    @property
+    def lazy(self) -> Mapping:
+        """The tables left in DuckDB, as :class:`~kamtools.lazy.LazyTable` (empty for data in memory)."""
+        return MappingProxyType(self._lazy)
+
+    def _in_memory(self, name: str) -> pd.DataFrame:
+        """A lazy table read into memory, once."""
+        if name not in self._read:
+            table = self._lazy[name]
+            warnings.warn(
+                f"{name}: reading {table.count():,} rows from {table.label} into memory. kt.compute does not "
+                "need this (it sums them in DuckDB); the analyses that read every invoice line do.",
+                DataWarning, stacklevel=4,
+            )
+            self._read[name] = table.to_pandas()
+        return self._read[name]
 
     def __getattr__(self, name: str):
         if name in schema.TABLES:
+            if name in self.__dict__.get("_lazy", {}):
+                return self._in_memory(name)
             return self._tables.get(name)
         raise AttributeError(f"'KamData' has no attribute '{name}'. Tables: {', '.join(schema.TABLES)}.")
 
@@ -139,11 +184,14 @@ opportunities, tickets, costs, assessments, learning : DataFrame or None
         """
         h = hashlib.sha256()
         h.update(f"currency={self.currency}\n".encode())
-        for name, df in self._tables.items():
-            h.update(f"table={name}\n".encode())
-            for col in df.columns:
-                h.update(f"{col}:{df[col].dtype}\n".encode())
-            h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+        for name in _order(self):
+            parts = self._lazy[name].batches() if name in self._lazy else [self._tables[name]]
+            for i, df in enumerate(parts):  # a lazy table streams through in chunks: same digest
+                if i == 0:
+                    h.update(f"table={name}\n".encode())
+                    for col in df.columns:
+                        h.update(f"{col}:{df[col].dtype}\n".encode())
+                h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
         return h.hexdigest()
 
     def summary(self) -> Summary:
@@ -157,8 +205,15 @@ opportunities, tickets, costs, assessments, learning : DataFrame or None
         (200, 'EUR')
         """
         rows = []
-        for name, df in self._tables.items():
+        for name in _order(self):
             date = schema.TABLES[name].date
+            if name in self._lazy:
+                table = self._lazy[name]
+                n, first, last = table.span(date)
+                rows.append({"table": name, "rows": n, "columns": len(table.columns),
+                             "first_date": first or pd.NaT, "last_date": last or pd.NaT})
+                continue
+            df = self._tables[name]
             dates = df[date].dropna() if date else pd.Series([], dtype="datetime64[ns]")
             rows.append(
                 {
@@ -220,6 +275,8 @@ opportunities, tickets, costs, assessments, learning : DataFrame or None
                 fc,
             )
         out = {}
+        for name, table in self._lazy.items():  # only the accounts' rows leave DuckDB
+            out[name] = table.to_pandas("list_contains(?, account_id)", [list(ids)])
         for name, df in self._tables.items():
             if "account_id" in df.columns:
                 out[name] = df[df["account_id"].isin(ids)]
@@ -240,6 +297,7 @@ opportunities, tickets, costs, assessments, learning : DataFrame or None
         """Wrap tables that are already typed and valid (no second validation)."""
         obj = cls.__new__(cls)
         obj._tables = {n: tables[n] for n in schema.TABLES if n in tables}
+        obj._lazy, obj._read = {}, {}
         obj.currency = currency
         return obj
 
@@ -261,6 +319,32 @@ opportunities, tickets, costs, assessments, learning : DataFrame or None
         from kamtools import io
 
         return io.to_sql(self, url, overwrite=overwrite)
+
+
+def _order(data: KamData) -> list[str]:
+    """The names of the tables present, in memory or not, in the model's order."""
+    return [n for n in schema.TABLES if n in data._tables or n in data._lazy]
+
+
+class _Tables(Mapping):
+    """``KamData.tables`` when some table is left in DuckDB: looking one up reads it into memory."""
+
+    def __init__(self, data: KamData):
+        self._data = data
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name in self._data._lazy:
+            return self._data._in_memory(name)
+        return self._data._tables[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_order(self._data))
+
+    def __len__(self) -> int:
+        return len(_order(self._data))
+
+    def __contains__(self, name) -> bool:
+        return name in self._data._tables or name in self._data._lazy
 
 
 def _currency(transactions: pd.DataFrame, given: str | None) -> str | None:

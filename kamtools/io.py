@@ -19,7 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from kamtools.data import KamData
-from kamtools.exceptions import SchemaError, SourceError
+from kamtools.exceptions import ParameterError, SchemaError, SourceError
+from kamtools.lazy import LAZY_ROWS, LazyTable, check_engine
 from kamtools.schema import TABLES, normalise_header
 
 __all__ = ["load", "to_folder", "to_excel", "to_sql"]
@@ -28,6 +29,8 @@ FILE_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".xlsx":
 DB_SUFFIXES = {".duckdb": "duckdb", ".ddb": "duckdb", ".sqlite": "sqlite", ".sqlite3": "sqlite", ".db": None}
 META_NAME = "_kamtools"  # file kamtools.json, sheet / table _kamtools: data-set metadata (currency)
 EXCEL_MAX_ROWS = 1_048_575
+#: Tables that may stay in DuckDB when large (see :mod:`kamtools.lazy`).
+LAZY_TABLES = ("transactions",)
 
 
 def load(
@@ -38,6 +41,7 @@ def load(
     date_format: str | None = None,
     encoding: str = "utf-8",
     ignore_unknown: bool = False,
+    engine: str | None = None,
 ) -> KamData:
     """Load and validate a KAM data set.
 
@@ -47,7 +51,9 @@ def load(
         Where the tables are:
 
         - a folder of ``.csv``, ``.parquet`` or ``.xlsx`` files named after the
-          tables (``accounts.csv``, ``transactions.parquet``, ...);
+          tables (``accounts.csv``, ``transactions.parquet``, ...); the
+          transactions may also be a sub-folder of Parquet files
+          (``transactions/year=2024/part-0.parquet``, hive partitions or not);
         - one ``.xlsx`` workbook with a sheet per table;
         - a DuckDB or SQLite database file, or a SQLAlchemy URL
           (``postgresql://user@host/db``; ``duckdb:///file.duckdb`` and
@@ -68,6 +74,13 @@ def load(
         Skip files or sheets whose name is not a kamtools table instead of
         reporting them as an error (database tables with other names are
         always skipped).
+    engine : {None, "pandas", "duckdb"}
+        Where the transactions are kept. ``None`` lets the source decide: a
+        Parquet or DuckDB transaction log of more than :data:`~kamtools.lazy.LAZY_ROWS`
+        rows stays in DuckDB (checked there, summed there by
+        :func:`kamtools.compute`); anything smaller, and every CSV, Excel or
+        SQL source, is read into memory. ``"duckdb"`` keeps a Parquet or
+        DuckDB log in DuckDB whatever its size; ``"pandas"`` reads it into memory.
 
     Returns
     -------
@@ -91,9 +104,12 @@ def load(
     >>> data.transactions.columns.tolist()
     ['account_id', 'date', 'product', 'quantity', 'revenue', 'cost']
     """
+    engine = check_engine(engine)
     if isinstance(source, KamData):
         return source
     if isinstance(source, Mapping):
+        if engine == "duckdb":
+            raise ParameterError(_NOT_LAZY.format(what="a mapping of DataFrames"))
         return KamData(source, currency=currency, columns=columns, date_format=date_format)
     tables, sources, meta = _read(source, encoding=encoding, ignore_unknown=ignore_unknown)
     given = meta.get("currency")
@@ -102,7 +118,24 @@ def load(
             f"{source}: the data set says its currency is {given}, but currency={currency!r} was passed. "
             "Convert the money first, or drop the currency argument."
         )
-    return KamData(tables, currency=currency or given, columns=columns, sources=sources, date_format=date_format)
+    lazy = {n: t for n, t in tables.items() if isinstance(t, LazyTable)}
+    if engine == "duckdb" and not lazy:
+        where = sources.get("transactions", str(source))
+        raise ParameterError(_NOT_LAZY.format(what=f"the transactions of {where}"))
+    for name, table in list(lazy.items()):
+        if engine == "pandas" or (engine is None and table.count() <= LAZY_ROWS):
+            tables[name] = table.raw()  # small enough: into memory, validated like any file
+            del lazy[name]
+    tables = {n: t for n, t in tables.items() if n not in lazy}
+    return KamData(tables, currency=currency or given, columns=columns, sources=sources, date_format=date_format,
+                   lazy=lazy)
+
+
+_NOT_LAZY = (
+    "engine='duckdb' keeps transactions in Parquet files or a DuckDB database where they are; {what} "
+    "cannot stay there. Write them as Parquet first, e.g. kt.load(...).to_folder(path, format='parquet'), "
+    "or leave engine=None."
+)
 
 
 # --------------------------------------------------------------------------- reading
@@ -158,6 +191,9 @@ def _problem(table, check, advice, *, source=None, column=None, row=None, value=
 def _read_folder(path: Path, *, encoding, ignore_unknown):
     found: dict[str, list[Path]] = {}
     for f in sorted(path.iterdir()):
+        if f.is_dir() and normalise_header(f.name) in LAZY_TABLES:  # a folder of Parquet files
+            found.setdefault(normalise_header(f.name), []).append(f)
+            continue
         fmt = FILE_FORMATS.get(f.suffix.lower())
         if fmt is None or f.name.startswith((".", "~$")):
             continue
@@ -172,7 +208,11 @@ def _read_folder(path: Path, *, encoding, ignore_unknown):
     for name, (f,) in found.items():
         if ignore_unknown and name not in TABLES:
             continue
-        fmt = FILE_FORMATS[f.suffix.lower()]
+        fmt = "parquet" if f.is_dir() else FILE_FORMATS[f.suffix.lower()]
+        if fmt == "parquet" and name in LAZY_TABLES:
+            table = LazyTable.parquet(name, f)
+            tables[name], sources[name] = table, table.label
+            continue
         if fmt == "csv":
             df = _read_csv(f, name, encoding)
         elif fmt == "parquet":
@@ -299,13 +339,17 @@ def _read_duckdb(path: Path):
     try:
         names = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()]
         chosen = _pick_tables(names)
-        tables = {t: con.execute(f'SELECT * FROM "{n}"').df() for t, n in chosen.items()}
+        tables = {t: con.execute(f'SELECT * FROM "{n}"').df() for t, n in chosen.items() if t not in LAZY_TABLES}
         meta = {}
         if META_NAME in names:
             meta = dict(con.execute(f'SELECT key, value FROM "{META_NAME}"').fetchall())
     finally:
         con.close()
-    return _number_records(tables, path.name), {t: f"{path.name}, table {t}" for t in tables}, meta
+    tables = _number_records(tables, path.name) if tables else tables
+    lazy = {t: LazyTable.duckdb(t, path, n) for t, n in chosen.items() if t in LAZY_TABLES}
+    if not tables and not lazy:
+        _number_records({}, path.name)  # raises: none of our tables
+    return {**tables, **lazy}, {t: f"{path.name}, table {t}" for t in [*tables, *lazy]}, meta
 
 
 def _pick_tables(names) -> dict[str, str]:

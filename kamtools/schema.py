@@ -529,6 +529,7 @@ def validate(
     columns: Mapping[str, Mapping[str, str]] | None = None,
     sources: Mapping[str, str] | None = None,
     date_format: str | None = None,
+    lazy: Mapping | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Check raw tables against the data model and return them typed.
 
@@ -545,6 +546,10 @@ def validate(
         taken as the file's row numbers, and error messages say "file rows".
     date_format : str, optional
         strftime format of text dates. Default: ISO 8601 (``2024-12-31``).
+    lazy : mapping of str to LazyTable, optional
+        Tables left in DuckDB (see :mod:`kamtools.lazy`): checked in SQL with
+        the same checks, their problems listed with the others. They are not
+        returned.
 
     Returns
     -------
@@ -594,8 +599,9 @@ def validate(
         close = difflib.get_close_matches(t, TABLES, n=1)
         detail = f"did you mean '{close[0]}'?" if close else "tables are " + ", ".join(TABLES)
         problems.add(t, None, "unknown table", detail=detail)
+    lazy = dict(lazy or {})
     for t in REQUIRED_TABLES:
-        if t not in tables:
+        if t not in tables and t not in lazy:
             problems.add(t, None, "missing table", detail="accounts and transactions are required")
 
     typed: dict[str, pd.DataFrame] = {}
@@ -632,9 +638,13 @@ def validate(
         typed[name] = typed_df
 
     _check_references(typed, problems)
+    for name, table in lazy.items():
+        table.check(problems, typed, columns.get(name), date_format)
     problems.raise_if_any()
     typed = {name: df.reset_index(drop=True) for name, df in typed.items()}
     _warn_suspicious(typed)
+    for table in lazy.values():
+        table.warn_suspicious(_warn)
     return typed
 
 

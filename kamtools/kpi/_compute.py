@@ -52,20 +52,43 @@ def _entity_map(accounts: pd.DataFrame, by: str) -> pd.Series:
     return pd.Series(values.to_numpy(), index=pd.Index(ids, name="account_id"), name="entity")
 
 
-def _missing_inputs(spec: KPI, data: KamData) -> str | None:
-    tables = [t for t in spec.tables if data.tables.get(t) is None]
+#: The columns of the transactions that the DuckDB engine sums (see Context.table).
+SUMMED_COLUMNS = ("account_id", "date", "product", "quantity", "revenue", "cost")
+
+
+def _has_values(data: KamData, table: str, column: str) -> bool:
+    """The column exists and holds at least one value (asked of DuckDB for a table left there)."""
+    if table in data.lazy:
+        lazy = data.lazy[table]
+        if column not in lazy.columns:
+            return False
+        from kamtools.lazy import _q
+
+        return bool(lazy.query(f"SELECT count({_q(column)}) AS n FROM t")["n"].iloc[0])
+    df = data.tables[table]
+    return column in df.columns and not df[column].isna().all()
+
+
+def _missing_inputs(spec: KPI, data: KamData, engine: str, known: dict) -> str | None:
+    tables = [t for t in spec.tables if t not in data.tables]
     if tables:
         return "not computable: needs table " + ", ".join(tables)
     needed = list(spec.columns)
     if spec.grain == "manager" and "accounts.manager_id" not in needed:
         needed.append("accounts.manager_id")  # managers are mapped to accounts through it
-    cols = [
-        c for c in needed
-        if c.split(".", 1)[1] not in data.tables[c.split(".", 1)[0]].columns
-        or data.tables[c.split(".", 1)[0]][c.split(".", 1)[1]].isna().all()
-    ]
+    for c in needed:
+        if c not in known:
+            known[c] = _has_values(data, *c.split(".", 1))
+    cols = [c for c in needed if not known[c]]
     if cols:
         return "not computable: needs column " + ", ".join(cols)
+    if engine == "duckdb" and "transactions" in spec.tables:
+        lines = [c for c in needed if c.startswith("transactions.") and c.split(".", 1)[1] not in SUMMED_COLUMNS]
+        if spec.line_level or lines:
+            why = f"column {', '.join(lines)} is not summed there" if lines else "the KPI looks at single invoice lines"
+            return (f"not computable on the DuckDB engine: {why}; compute it with engine='pandas' (reads the lines "
+                    "into memory), or register it with line_level=False if it only needs sums by account, product "
+                    "and period")
     return None
 
 
@@ -134,7 +157,8 @@ def _derive(kind: str, base: pd.DataFrame) -> pd.DataFrame:
     return out.rename(columns={"prev": "den"}).assign(num=np.nan)[["entity", "period", "num", "den", "value"]]
 
 
-def compute(data, kpis=None, *, by: str = "account", period: str = "Q", as_of=None, start=None) -> pd.DataFrame:
+def compute(data, kpis=None, *, by: str = "account", period: str = "Q", as_of=None, start=None,
+            engine: str | None = None) -> pd.DataFrame:
     """Compute KPIs for every entity and period, all accounts at once.
 
     Parameters
@@ -151,6 +175,14 @@ def compute(data, kpis=None, *, by: str = "account", period: str = "Q", as_of=No
         Only rows dated up to it are used. Default: the last transaction.
     start : date, optional
         First period reported. Default: the first transaction.
+    engine : {None, "pandas", "duckdb"}
+        Where the transactions are summed. ``None``: the data's own engine
+        (:attr:`KamData.engine`; :func:`kamtools.load` keeps a large Parquet or
+        DuckDB log in DuckDB). ``"duckdb"`` pushes the sums by account,
+        product and period down to DuckDB SQL, so only they reach pandas;
+        ``"pandas"`` works on the invoice lines in memory. Both give the same
+        values (to the last digits of floating-point addition). KPIs that look
+        at single invoice lines (``line_level``) need ``"pandas"``.
 
     Returns
     -------
@@ -189,14 +221,20 @@ def compute(data, kpis=None, *, by: str = "account", period: str = "Q", as_of=No
     ['2021', '2022', '2023', '2024', '2025']
     """
     from kamtools.io import load
+    from kamtools.lazy import check_engine
 
-    data = load(data)
+    engine = check_engine(engine)
+    data = load(data, engine=engine)
     freq = _periods.check_freq(period)
     specs = _resolve(kpis)
-    tx_dates = data.transactions["date"]
-    as_of = _periods.as_of_date(as_of, tx_dates.max())
-    start = _periods.as_of_date(start, tx_dates.min())
-    ctx = Context(data, freq, as_of, start)
+    if "transactions" in data.lazy:
+        _, first, last = data.lazy["transactions"].span("date")
+    else:
+        first, last = data.transactions["date"].min(), data.transactions["date"].max()
+    as_of = _periods.as_of_date(as_of, last)
+    start = _periods.as_of_date(start, first)
+    ctx = Context(data, freq, as_of, start, engine=engine)
+    known: dict[str, bool] = {}
     entity = _entity_map(data.accounts, by)
     ents = pd.Index(pd.unique(entity.dropna()))
 
@@ -213,7 +251,7 @@ def compute(data, kpis=None, *, by: str = "account", period: str = "Q", as_of=No
                 return None
             results[spec.key] = _derive(spec.derive[0], base)
             return results[spec.key]
-        reason = _missing_inputs(spec, data)
+        reason = _missing_inputs(spec, data, ctx.engine, known)
         if reason:
             notes[spec.key] = reason
             return None

@@ -28,13 +28,18 @@ class Context:
     start : Timestamp
         First day of the first period reported. Earlier rows stay visible,
         for KPIs that look back (growth, tenure, churn).
+    engine : {"pandas", "duckdb"}, optional
+        Where the transactions are summed; default the data's own
+        (:attr:`KamData.engine`). See :meth:`table`.
     """
 
-    def __init__(self, data: KamData, freq: str, as_of: pd.Timestamp, start: pd.Timestamp):
+    def __init__(self, data: KamData, freq: str, as_of: pd.Timestamp, start: pd.Timestamp,
+                 engine: str | None = None):
         self.data = data
         self.freq = _periods.check_freq(freq)
         self.as_of = as_of
         self.start = start
+        self.engine = engine or data.engine
         self.periods = _periods.period_range(start, as_of, self.freq)
         if len(self.periods) == 0:
             raise ParameterError(f"start={start:%Y-%m-%d} is after as_of={as_of:%Y-%m-%d}: there is no period to compute.")
@@ -68,15 +73,71 @@ class Context:
         ``start``, opportunities on ``created``, tickets on ``opened``): a later
         end, close or resolution date, and an outcome recorded after ``as_of``,
         stay visible, so KPIs that use them must compare them with ``ctx.as_of``.
+
+        ``transactions`` has two more columns, ``lines`` (invoice lines in the
+        row) and ``last_date`` (the last of their dates; ``date`` is the
+        first). With the pandas engine a row is one invoice line (``lines`` 1,
+        ``last_date`` equal to ``date``). With the DuckDB engine a row sums the
+        lines of one account, product and period (quantity, revenue, cost;
+        lines with and without a cost or a quantity apart), split at the
+        windows that end on the as-of date: sums, counts, first and last dates
+        by account x period are the same either way, and only these sums
+        reach pandas. A KPI that looks at single lines must say so
+        (``line_level=True``, the default for KPIs you register).
         """
-        df = self.data.tables.get(name)
-        if df is None:
+        if name == "transactions":
+            return self._transactions.copy(deep=False)
+        if name not in self.data.tables:
             return None
+        df = self.data.tables[name]
         date = TABLES[name].date
         if date is None:
             return df
         df = df[df[date] <= self.cutoff]
         return df.assign(period=self.period(df[date]))
+
+    @cached_property
+    def _transactions(self) -> pd.DataFrame:
+        if self.engine == "duckdb":
+            tx = self._summed_transactions()
+        else:
+            tx = self.data.transactions
+            tx = tx[tx["date"] <= self.cutoff]
+            tx = tx.assign(lines=1, last_date=tx["date"])
+        return tx.assign(period=self.period(tx["date"]))
+
+    def window_cuts(self) -> list[pd.Timestamp]:
+        """Days within a period where a window of a KPI begins: those of the windows ending on ``as_of``.
+
+        The windows of one and two period lengths that end on the as-of day
+        (a running period's defection-risk windows) begin mid-month; every
+        other window begins on a period's first day.
+        """
+        hi = self.as_of + pd.Timedelta(days=1)
+        return sorted({hi - pd.DateOffset(months=k * self.months_per_period) for k in (1, 2)})
+
+    def _summed_transactions(self) -> pd.DataFrame:
+        """The transactions summed in DuckDB by account, product and period (see :meth:`table`)."""
+        from kamtools.lazy import LazyTable, _q
+
+        table = self.data.lazy.get("transactions") or LazyTable.frame("transactions", self.data.transactions)
+        have = set(table.columns)
+        unit = {"M": "month", "Q": "quarter", "Y": "year"}[self.freq]
+        keys = ["account_id", *(["product"] if "product" in have else [])]
+        cuts = " + ".join(f"(date >= TIMESTAMP '{c:%Y-%m-%d}')::INT" for c in self.window_cuts())
+        groups = [*keys, f"date_trunc('{unit}', date)", cuts]
+        sums = []
+        for c in ("quantity", "revenue", "cost"):
+            if c in have:
+                sums.append(f"sum({_q(c)}) AS {_q(c)}")
+                if c != "revenue":
+                    groups.append(f"{_q(c)} IS NULL")  # lines with and without a value apart
+        cols = ", ".join([*(_q(k) for k in keys), "min(date) AS date", "max(date) AS last_date", *sums,
+                          "count(*) AS lines"])
+        sql = (f"SELECT {cols} FROM t WHERE date < ? GROUP BY {', '.join(groups)} "
+               f"ORDER BY {', '.join(_q(k) for k in keys)}, date")
+        tx = table.query(sql, [self.as_of + pd.Timedelta(days=1)])
+        return tx.astype({"lines": "int64", "last_date": "datetime64[ns]"})
 
     @cached_property
     def active(self) -> pd.DataFrame:
@@ -87,7 +148,7 @@ class Context:
         is active up to the as-of period.
         """
         tx = self.table("transactions")
-        span = tx.groupby("account_id", observed=True)["date"].agg(["min", "max"])
+        span = tx.groupby("account_id", observed=True).agg(min=("date", "min"), max=("last_date", "max"))
         recent = span["max"] > self.as_of - pd.Timedelta(days=ACTIVE_WINDOW_DAYS)
         last = span["max"].where(~recent, self.as_of)
         # from the period before the first reported one, which growth KPIs compare with

@@ -72,6 +72,7 @@ class KPI:
     fill: float | None = None
     derive: tuple[str, str] | None = None  # ("growth" | "change", base KPI key)
     controllable: bool = True  # within the account manager's control
+    line_level: bool = False  # looks at single invoice lines, not only sums by account, product and period
     builtin: bool = False
 
     def __post_init__(self):
@@ -106,8 +107,15 @@ def register(key: str, *, replace: bool = False, _builtin: bool = False, **spec)
         The other :class:`KPI` fields: ``name``, ``pillar``, ``category``,
         ``level``, ``timing``, ``driver``, ``definition``, ``formula``,
         ``unit``, ``direction``, ``tables``, ``provider``, ``cadence``, and
-        optionally ``columns``, ``grain``, ``fill``, ``derive`` and
-        ``controllable``.
+        optionally ``columns``, ``grain``, ``fill``, ``derive``,
+        ``controllable`` and ``line_level``.
+
+        ``line_level`` (default True for your KPIs) says the function looks at
+        single invoice lines (a line of 10,000 or more, say) rather than only
+        at sums, counts, first and last dates by account, product and period.
+        The DuckDB engine hands KPIs those sums only (see
+        :meth:`Context.table`), so it leaves a line-level KPI out with a note;
+        pass ``line_level=False`` when the sums are all it needs.
 
     Examples
     --------
@@ -133,6 +141,7 @@ def register(key: str, *, replace: bool = False, _builtin: bool = False, **spec)
         spec.setdefault("tables", ())
         spec["tables"] = tuple(spec["tables"])
         spec["columns"] = tuple(spec.get("columns", ()))
+        spec.setdefault("line_level", not _builtin and spec.get("derive") is None)
         REGISTRY[key] = KPI(key=key, func=func, builtin=_builtin, **spec)
         return func
 
@@ -179,7 +188,7 @@ def kpis(**filters) -> pd.DataFrame:
     DataFrame
         Columns: name, pillar, category, level, timing, driver, definition,
         formula, unit, direction, tables, provider, cadence, columns, grain,
-        controllable, builtin.
+        controllable, line_level, builtin.
 
     Examples
     --------

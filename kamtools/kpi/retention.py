@@ -141,7 +141,7 @@ def _windows(ctx, period: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
 def _inactivity_churn(ctx) -> pd.DataFrame:
     """account_id, period, num (1 lost, 0 not), den (1); both NaN in periods not final yet."""
     tx = ctx.table("transactions")
-    span = tx.groupby("account_id", observed=True)["date"].agg(first="min", last="max").reset_index()
+    span = tx.groupby("account_id", observed=True).agg(first=("date", "min"), last=("last_date", "max")).reset_index()
     grid = ctx.active.merge(span, on="account_id", how="inner")
     grid = grid[grid["period"] > ctx.period(grid["first"])]  # a customer before the period began
     # decided: the last invoice day is at least ACTIVE_WINDOW_DAYS before as_of (days after it all seen)
