@@ -296,7 +296,7 @@ class LazyTable:
                 continue
             if not _native(f.kind, stored):
                 checks.append((f, _CAST_CHECK[f.kind], f"{self._blank(raw)} IS NOT NULL AND {cast} IS NULL", _q(raw), ""))
-            checks += [(f, check, cond, cast, detail) for check, cond, detail in _value_checks(f, cast)]
+            checks += [(f, check, cond, cast, detail) for check, cond, detail in _value_checks(f, cast, self._blank(raw))]
         con = self.connect()
         for column, target in spec.references:
             if column in self._mapping and target in typed:
@@ -360,10 +360,13 @@ _CAST_CHECK = {"id": "not text", "text": "not text", "category": "not text", "da
                "bool": "not true/false"}
 
 
-def _value_checks(f: Field, cast: str):
-    """(check, SQL condition, detail) for missing values, allowed values and ranges."""
+def _value_checks(f: Field, cast: str, value: str):
+    """(check, SQL condition, detail) for missing values, allowed values and ranges.
+
+    A value that is there but cannot be cast is reported once, by the cast check.
+    """
     if not f.nullable:
-        yield "missing value", f"{cast} IS NULL", ""
+        yield "missing value", f"{value} IS NULL", ""
     if f.allowed:
         allowed = ", ".join(_lit(a) for a in f.allowed)
         yield "not allowed", f"{cast} IS NOT NULL AND {cast} NOT IN ({allowed})", f"allowed: {', '.join(f.allowed)}"
