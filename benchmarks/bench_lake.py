@@ -66,7 +66,7 @@ def write_lake(root: Path, rows: int, seed: int) -> dict:
         acc = data.accounts.drop(columns=["manager_id"]).assign(account_id=prefix + data.accounts["account_id"])
         tx = data.transactions.assign(account_id=prefix + data.transactions["account_id"])
         accounts.append(acc)
-        in_small = total < rows / 10
+        in_small = chunk < max(1, round(rows / 10 / (CHUNK_ACCOUNTS * LINES * 113)))  # ~5M lines a chunk
         for year, part in tx.groupby(tx["date"].dt.year):
             for folder in (root, small) if in_small else (root,):
                 out = folder / "transactions" / f"year={year}"

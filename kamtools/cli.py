@@ -79,12 +79,17 @@ def _echo_warnings(caught, *, err: bool):
     "--columns", "columns_json", default=None,
     help='JSON mapping of your headers onto ours, e.g. \'{"transactions": {"Net": "revenue"}}\', or a path to such a file.',
 )
-def validate(source, currency, date_format, encoding, columns_json):
+@click.option("--engine", type=click.Choice(["pandas", "duckdb"]), default=None,
+              help="Keep Parquet/DuckDB transactions in DuckDB (duckdb) or read them into memory (pandas). "
+                   "Default: DuckDB above 5 million lines.")
+def validate(source, currency, date_format, encoding, columns_json, engine):
     """Check the data set SOURCE against the data model.
 
-    SOURCE is a folder of CSV/Parquet/Excel files, an .xlsx workbook, a DuckDB or
-    SQLite file, or a database URL. Prints a summary and any warnings; on errors,
-    prints every problem found and exits with status 1.
+    SOURCE is a folder of CSV/Parquet/Excel files (the transactions may be a
+    sub-folder of Parquet files), an .xlsx workbook, a DuckDB or SQLite file, or
+    a database URL. Prints a summary and any warnings; on errors, prints every
+    problem found and exits with status 1. A large transaction log is checked
+    in DuckDB, without reading it into memory.
     """
     from kamtools import io
     from kamtools.exceptions import KamtoolsError, SchemaError
@@ -93,7 +98,8 @@ def validate(source, currency, date_format, encoding, columns_json):
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            data = io.load(source, columns=columns, currency=currency, date_format=date_format, encoding=encoding)
+            data = io.load(source, columns=columns, currency=currency, date_format=date_format, encoding=encoding,
+                           engine=engine)
     except SchemaError as err:
         click.echo(f"{source}: INVALID\n", err=True)
         click.echo(str(err), err=True)
@@ -102,6 +108,8 @@ def validate(source, currency, date_format, encoding, columns_json):
         raise click.ClickException(str(err)) from err
     click.echo(f"{source}: valid")
     click.echo(f"fingerprint   {data.fingerprint[:16]}")
+    if data.lazy:
+        click.echo(f"engine        duckdb ({', '.join(t.label for t in data.lazy.values())} stays in DuckDB)")
     click.echo(str(data.summary()))
     _echo_warnings(caught, err=False)
 

@@ -28,8 +28,12 @@ __all__ = ["LAZY_ROWS", "ENGINES", "LazyTable"]
 LAZY_ROWS = 5_000_000
 #: The engines :func:`kamtools.load` and :func:`kamtools.compute` accept.
 ENGINES = ("pandas", "duckdb")
-#: DuckDB's memory budget for one query; larger intermediate results spill to disk.
+#: DuckDB's memory budget (``SET memory_limit``); larger intermediate results spill to
+#: :data:`TEMP_DIRECTORY`. Set it before loading, e.g. ``kt.lazy.MEMORY_LIMIT = "8GB"``.
 MEMORY_LIMIT = "2GB"
+#: Where DuckDB spills; default a ``kamtools-duckdb`` folder in the system's temporary directory
+#: (a read-only database's own folder may not be writable).
+TEMP_DIRECTORY = None
 
 _SQL_TYPES = {
     "id": "VARCHAR", "text": "VARCHAR", "category": "VARCHAR", "date": "TIMESTAMP", "money": "DOUBLE",
@@ -156,7 +160,11 @@ class LazyTable:
                 con = duckdb.connect(self.database or ":memory:", read_only=self.database is not None)
             except duckdb.Error as err:
                 raise SourceError(f"Cannot open the DuckDB database {self.label}: {err}") from err
+            import tempfile
+
+            spill = TEMP_DIRECTORY or str(Path(tempfile.gettempdir()) / "kamtools-duckdb")
             con.execute(f"SET memory_limit = {_lit(MEMORY_LIMIT)}")
+            con.execute(f"SET temp_directory = {_lit(spill)}")
             con.execute("SET preserve_insertion_order = true")
             if self._frame is not None:
                 con.register("_frame", self._frame)

@@ -304,3 +304,28 @@ def test_line_level_kpi_is_left_out_on_duckdb_with_a_note(sample, lazy):
 def test_catalogue_marks_no_builtin_kpi_line_level():
     cat = kt.kpis()
     assert not cat.loc[cat["builtin"], "line_level"].any()
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def test_cli_validate_keeps_a_lake_in_duckdb(lake, sample):
+    from click.testing import CliRunner
+
+    from kamtools.cli import main
+
+    result = CliRunner().invoke(main, ["validate", str(lake), "--engine", "duckdb"])
+    assert result.exit_code == 0, result.output
+    assert "engine        duckdb (transactions/ (Parquet, 5 files) stays in DuckDB)" in result.output
+    assert f"transactions   {SAMPLE_LINES}        6  2021-01-01  2025-12-31" in result.output
+
+
+def test_cli_validate_names_the_bad_records_of_a_lake(sample, tmp_path):
+    from click.testing import CliRunner
+
+    from kamtools.cli import main
+
+    result = CliRunner().invoke(main, ["validate", str(_bad_lake(sample, tmp_path)), "--engine", "duckdb"])
+    assert result.exit_code == 1
+    assert "column 'date': unparseable date" in result.output
+    assert "part-0.parquet, record 4" in result.output
