@@ -26,6 +26,7 @@ _LAZY = {
     "KamData": ("kamtools.data", "KamData"),
     "load": ("kamtools.io", "load"),
     "io": ("kamtools.io", None),
+    "lazy": ("kamtools.lazy", None),
     "schema": ("kamtools.schema", None),
     "sample": ("kamtools.sample", None),
     "periods": ("kamtools.periods", None),

@@ -52,7 +52,7 @@ def load(
 
         - a folder of ``.csv``, ``.parquet`` or ``.xlsx`` files named after the
           tables (``accounts.csv``, ``transactions.parquet``, ...); the
-          transactions may also be a sub-folder of Parquet files
+          tables may also be sub-folders of Parquet files
           (``transactions/year=2024/part-0.parquet``, hive partitions or not);
         - one ``.xlsx`` workbook with a sheet per table;
         - a DuckDB or SQLite database file, or a SQLAlchemy URL
@@ -191,8 +191,9 @@ def _problem(table, check, advice, *, source=None, column=None, row=None, value=
 def _read_folder(path: Path, *, encoding, ignore_unknown):
     found: dict[str, list[Path]] = {}
     for f in sorted(path.iterdir()):
-        if f.is_dir() and normalise_header(f.name) in LAZY_TABLES:  # a folder of Parquet files
-            found.setdefault(normalise_header(f.name), []).append(f)
+        if f.is_dir():  # a folder of Parquet files named after a table; other folders are not ours
+            if normalise_header(f.name) in TABLES:
+                found.setdefault(normalise_header(f.name), []).append(f)
             continue
         fmt = FILE_FORMATS.get(f.suffix.lower())
         if fmt is None or f.name.startswith((".", "~$")):
@@ -209,9 +210,9 @@ def _read_folder(path: Path, *, encoding, ignore_unknown):
         if ignore_unknown and name not in TABLES:
             continue
         fmt = "parquet" if f.is_dir() else FILE_FORMATS[f.suffix.lower()]
-        if fmt == "parquet" and name in LAZY_TABLES:
-            table = LazyTable.parquet(name, f)
-            tables[name], sources[name] = table, table.label
+        if fmt == "parquet" and (name in LAZY_TABLES or f.is_dir()):
+            table = LazyTable.parquet(name, f)  # transactions may stay in DuckDB; other tables are read now
+            tables[name], sources[name] = (table, table.label) if name in LAZY_TABLES else (table.raw(), table.label)
             continue
         if fmt == "csv":
             df = _read_csv(f, name, encoding)

@@ -9,6 +9,19 @@ tables (accounts, surveys, ...) are small and are read into memory as usual.
 
 Which engine a source gets is decided by its size (:data:`LAZY_ROWS`) unless
 ``engine=`` says otherwise.
+
+Examples
+--------
+>>> import kamtools as kt, tempfile, warnings
+>>> lake = kt.sample.load().to_folder(tempfile.mkdtemp(), format="parquet")
+>>> with warnings.catch_warnings():
+...     warnings.simplefilter("ignore")            # the sample's credit notes
+...     data = kt.load(lake, engine="duckdb")
+>>> data.engine, data.lazy["transactions"]
+('duckdb', LazyTable('transactions', transactions.parquet (Parquet, 1 file)))
+>>> year = kt.compute(data, ["revenue"], by="portfolio", period="Y")
+>>> year["value"].round(0).tolist()              # the same sums as on the lines in memory
+[94896438.0, 95478466.0, 97667995.0, 106412489.0, 98503590.0]
 """
 
 from __future__ import annotations
@@ -148,6 +161,15 @@ class LazyTable:
         else:
             df = self.sql(f"SELECT * FROM {self.source}").df()
         return df.set_axis(pd.RangeIndex(1, len(df) + 1))
+
+    def __getstate__(self):  # a connection does not travel: the next query opens one (worker processes)
+        state = self.__dict__.copy()
+        del state["_local"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._local = threading.local()
 
     # -- running SQL ---------------------------------------------------------------------------
     def connect(self):

@@ -329,3 +329,33 @@ def test_cli_validate_names_the_bad_records_of_a_lake(sample, tmp_path):
     assert result.exit_code == 1
     assert "column 'date': unparseable date" in result.output
     assert "part-0.parquet, record 4" in result.output
+
+
+def test_any_table_may_be_a_folder_of_parquet_files(sample, tmp_path):
+    folder = sample.to_folder(tmp_path / "lake", format="parquet")
+    parts = folder / "interactions"
+    parts.mkdir()
+    ix = sample.interactions
+    ix.iloc[:5000].to_parquet(parts / "part-0.parquet", index=False)
+    ix.iloc[5000:].to_parquet(parts / "part-1.parquet", index=False)
+    (folder / "interactions.parquet").unlink()
+    (folder / "archive").mkdir()  # a folder not named after a table is not ours
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        data = kt.load(folder, engine="duckdb")
+    pd.testing.assert_frame_equal(data.interactions, ix)
+    assert list(data.lazy) == ["transactions"]
+
+
+def test_duckdb_url_stays_in_duckdb(duckdb_file):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        assert kt.load(f"duckdb:///{duckdb_file}", engine="duckdb").engine == "duckdb"
+
+
+def test_lazy_data_pickles_without_its_connection(lazy, sample):
+    import pickle
+
+    again = pickle.loads(pickle.dumps(lazy))  # e.g. to a worker process
+    assert again.engine == "duckdb"
+    assert_same_kpis(kt.compute(sample, ["revenue"], period="Y"), kt.compute(again, ["revenue"], period="Y"))
