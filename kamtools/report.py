@@ -2634,8 +2634,8 @@ def _render(job: dict) -> dict:
                     # a cluster worker finds its own Chromium; a local one was found before anything ran
                     result["outputs"]["pdf"] = _html_to_pdf(page, job["chromium"] or _check_pdf(), workdir)
                 except Exception as err:  # noqa: BLE001 - the HTML is good: report the PDF failure
-                    result.update(status="failed", error={"type": type(err).__name__,
-                                                          "message": f"PDF export failed: {err}. {_PDF_HELP}"})
+                    why = str(err) if isinstance(err, ParameterError) else f"PDF export failed: {err}. {_PDF_HELP}"
+                    result.update(status="failed", error={"type": type(err).__name__, "message": why})
         return result
     finally:
         result["seconds"] = round(time.perf_counter() - t0, 3)
@@ -2888,6 +2888,9 @@ def _render_on_worker(job: dict) -> dict:
     client.set_metadata(job["starts"], starts)
     if len(starts) > 2:
         return _died_twice(job["report"], starts[:-1])
+    if len(starts) == 2:  # in this worker's log, where a cluster's admin looks
+        _log.warning("kamtools report %s: rendering it again; the worker %s died while rendering it",
+                     job["report"], starts[0])
     tmp = Path(tempfile.mkdtemp(prefix="kamtools-report-", dir=worker.local_directory))
     try:
         local = {k: v for k, v in job.items() if k not in ("prepared_bytes", "starts")}
