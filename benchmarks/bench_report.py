@@ -14,9 +14,13 @@ ways, in the same run:
 
 It also times a bare papermill run of an empty notebook (command line and
 in-process), so the seconds per report can be read as overhead plus work.
+With ``--dask`` it adds ``kt.report.run(executor="dask")`` on a local Dask
+cluster of as many single-threaded worker processes as ``--jobs``, and the
+fixed cost of connecting to it (scheduler handshake, worker check), with the
+ratio to (b) measured in the same run.
 Prints seconds, seconds per report, the ratios and the peak memory of the
 largest process. Not a test: run it by hand,
-``.venv/bin/python benchmarks/bench_report.py [--accounts 20] [--jobs N]``.
+``.venv/bin/python benchmarks/bench_report.py [--accounts 20] [--jobs N] [--dask]``.
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=20, help="number of key accounts to render")
     parser.add_argument("--jobs", type=int, default=None, help="workers of kt.report.run (default: all cores)")
+    parser.add_argument("--dask", action="store_true", help="also render on a local Dask cluster of --jobs workers")
     args = parser.parse_args()
 
     import kamtools as kt
@@ -109,6 +114,8 @@ def main():
         _, sec_c = timed(lambda: sh(BIN / "kamtools", "report", *keys, "--data", SAMPLE, "--period-end", END,
                                     "--out", tmp / "cli", "-j", jobs, "--force"))
         files_c = sorted((tmp / "cli").glob("A*.html"))
+        # (d) the same on a local Dask cluster: worker processes reached through the scheduler's address
+        dask = dask_rows(keys, tmp / "dask", jobs) if args.dask else None
 
     assert len(files_a) == n, f"baseline wrote {len(files_a)} reports"
     assert (batch.reports["status"] == "ok").sum() == n, batch.reports[["report", "status", "error"]]
@@ -129,15 +136,41 @@ def main():
         (f"(b) kt.report.run, {jobs} workers", sec_b),
         (f"(c) kamtools report -j {jobs}", sec_c),
     ]
+    if dask:
+        rows.append((f"(d) kt.report.run, Dask cluster of {jobs} workers", dask["seconds"]))
     for label, sec in rows:
         per = sec / n
         print(f"{label:44s}{sec:9.1f}{per:10.2f}{per - bare_cli:+10.2f}")
+    if dask:
+        print(f"Dask: connecting and checking the workers {dask['connect']:.2f} s (fixed, once per run); "
+              f"one report inside a Dask worker {dask['worker_mean']:.2f} s on average; ratio (d) / (b): "
+              f"{dask['seconds'] / sec_b:.2f}x; the first {dask['workers']} reports on fresh workers took "
+              f"{dask['cold']:.1f} s (imports)")
     print()
     print(f"one report inside a worker (kernel start, notebook, HTML): {worker_mean:.2f} s on average; "
           f"{worker_mean - bare_inproc:+.2f} s over an empty in-process papermill run")
     print(f"ratio (a) / (b): {sec_a / sec_b:.1f}x   (a) / (c): {sec_a / sec_c:.1f}x   (goal: at least 4x on 2 cores)")
     print(f"peak memory: largest child process {peak_children:,.0f} MiB, this process {peak_self:,.0f} MiB")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
+
+
+def dask_rows(keys, out: Path, workers: int) -> dict:
+    """Seconds of a Dask run of ``keys`` on a fresh local cluster, and of connecting to it alone."""
+    import kamtools as kt
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        # fresh workers import kamtools, papermill and nbconvert with their first report: timed apart
+        _, cold = timed(lambda: kt.report.run(SAMPLE, keys[:workers], period_end=END, out=out / "warm",
+                                              executor="dask", scheduler=cluster.scheduler_address, progress=False))
+        _, connect = timed(lambda: kt.report._DaskCluster(cluster.scheduler_address).close())
+        batch, seconds = timed(lambda: kt.report.run(SAMPLE, keys, period_end=END, out=out / "run", executor="dask",
+                                                     scheduler=cluster.scheduler_address, force=True,
+                                                     progress=False))
+    assert (batch.reports["status"] == "ok").sum() == len(keys), batch.reports[["report", "status", "error"]]
+    return {"seconds": seconds, "connect": connect, "worker_mean": batch.reports["seconds"].mean(), "cold": cold,
+            "workers": workers}
 
 
 if __name__ == "__main__":

@@ -123,7 +123,14 @@ def validate(source, currency, date_format, encoding, columns_json, engine):
 @click.option("--period-end", required=True, help="Last day of the reporting period, YYYY-MM-DD.")
 @click.option("--period", "period", default="Q", show_default=True, help="Period length: M, Q or Y.")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Folder for the reports.")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Worker processes (default: all cores).")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Worker processes of this machine (default: all cores); not with --executor dask.")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default=None,
+              help="Where reports render: local (worker processes here; the default) or dask (the workers of the "
+                   "Dask cluster at --scheduler; needs pip install \"kamtools[dask]\" here and on the workers).")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="With --executor dask: the Dask scheduler's address, e.g. tcp://10.0.0.5:8786. The data is read "
+                   "here only and the files are written here; the workers need no shared file system.")
 @click.option("--format", "formats", default="html", show_default=True,
               help="Comma-separated: html, ipynb, pdf (pdf needs Playwright and Chromium).")
 @click.option("--force", is_flag=True, help="Render reports that are up to date too.")
@@ -133,11 +140,12 @@ def validate(source, currency, date_format, encoding, columns_json, engine):
 @click.option("--template", default=None, type=click.Path(dir_okay=False), help="Account report notebook to use.")
 @click.option("-p", "--parameter", "extra", multiple=True, metavar="NAME=VALUE",
               help="A further template parameter (repeatable), checked against the template.")
-def report(accounts, all_key_accounts, portfolio, source, period_end, period, out, jobs, formats, force, currency,
-           targets, number_locale, template, extra):
+def report(accounts, all_key_accounts, portfolio, source, period_end, period, out, jobs, executor, scheduler, formats,
+           force, currency, targets, number_locale, template, extra):
     """Render client-ready reports: one HTML file per ACCOUNT (no code), a manifest and an index.
 
-    Reports render in parallel, each in its own kernel and working directory;
+    Reports render in parallel, each in its own kernel and working directory,
+    on this machine or on a Dask cluster (--executor dask --scheduler ADDRESS);
     reports whose inputs are unchanged are skipped (use --force). A report that
     fails does not stop the others; the command then exits with status 1.
     """
@@ -149,7 +157,8 @@ def report(accounts, all_key_accounts, portfolio, source, period_end, period, ou
         batch = report_mod.run(
             source, list(accounts), period_end=period_end, out=out, all_key_accounts=all_key_accounts,
             portfolio=portfolio, period=period, currency=currency, targets=targets, number_locale=number_locale,
-            formats=formats, jobs=jobs, force=force, parameters=params, template=template,
+            formats=formats, jobs=jobs, force=force, parameters=params, template=template, executor=executor,
+            scheduler=scheduler,
         )
     except SchemaError as err:
         click.echo(f"{source}: INVALID\n", err=True)

@@ -15,6 +15,7 @@ __all__ = [
     "SchemaError",
     "SourceError",
     "ParameterError",
+    "ClusterError",
     "DataWarning",
 ]
 
@@ -29,6 +30,10 @@ class SourceError(KamtoolsError, ValueError):
 
 class ParameterError(KamtoolsError, ValueError):
     """An argument has a value kamtools cannot use: the message says which values work."""
+
+
+class ClusterError(KamtoolsError, ConnectionError):
+    """A compute cluster cannot be used: scheduler unreachable, no workers, workers without kamtools."""
 
 
 class SchemaError(KamtoolsError, ValueError):

@@ -33,11 +33,13 @@ Examples
 from __future__ import annotations
 
 import base64
+import contextlib
 import difflib
 import hashlib
 import html
 import io
 import json
+import logging
 import os
 import pickle
 import re
@@ -56,7 +58,7 @@ import pandas as pd
 
 from kamtools import periods as _periods
 from kamtools._version import __version__
-from kamtools.exceptions import KamtoolsError, ParameterError
+from kamtools.exceptions import ClusterError, KamtoolsError, ParameterError
 
 __all__ = [
     "TEMPLATES",
@@ -87,6 +89,8 @@ __all__ = [
     "check_parameters",
     "parse_parameters",
     "run",
+    "EXECUTORS",
+    "DASK_CONNECT_TIMEOUT",
     "Batch",
     "chromium_path",
     "ACTIONS",
@@ -2587,7 +2591,10 @@ def _render(job: dict) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="job-", dir=job["tmp"]))
     result = {"report": job["report"], "status": "ok", "outputs": {}, "error": None}
     try:
-        nb = copy.deepcopy(_template_node(job["template"]))
+        if job.get("notebook") is not None:  # shipped with the task: the template may not exist where this runs
+            nb = nbformat.reads(job["notebook"], as_version=4)
+        else:
+            nb = copy.deepcopy(_template_node(job["template"]))
         params = dict(job["parameters"])
         if job.get("prepared"):
             params["prepared"] = job["prepared"]
@@ -2624,14 +2631,276 @@ def _render(job: dict) -> dict:
                 result["outputs"]["html"] = page.encode("utf-8")
             if "pdf" in formats:
                 try:
-                    result["outputs"]["pdf"] = _html_to_pdf(page, job["chromium"], workdir)
+                    # a cluster worker finds its own Chromium; a local one was found before anything ran
+                    result["outputs"]["pdf"] = _html_to_pdf(page, job["chromium"] or _check_pdf(), workdir)
                 except Exception as err:  # noqa: BLE001 - the HTML is good: report the PDF failure
-                    result.update(status="failed", error={"type": type(err).__name__,
-                                                          "message": f"PDF export failed: {err}. {_PDF_HELP}"})
+                    why = str(err) if isinstance(err, ParameterError) else f"PDF export failed: {err}. {_PDF_HELP}"
+                    result.update(status="failed", error={"type": type(err).__name__, "message": why})
         return result
     finally:
         result["seconds"] = round(time.perf_counter() - t0, 3)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- executors: where the renders run
+
+#: Where :func:`run` renders: ``"local"``, worker processes of this machine, or ``"dask"``, the workers of a Dask
+#: distributed cluster.
+EXECUTORS = ("local", "dask")
+
+#: Seconds :func:`run` waits for a Dask scheduler to answer, and then for it to have a worker.
+DASK_CONNECT_TIMEOUT = 20.0
+
+_DASK_INSTALL = 'pip install "kamtools[dask]"'
+_log = logging.getLogger(__name__)
+
+
+def _failed(report: str, error: dict) -> dict:
+    """A render result for a report that produced nothing (the shape :func:`_render` returns)."""
+    return {"report": report, "status": "failed", "seconds": 0.0, "outputs": {}, "error": error}
+
+
+def _died_twice(report: str, workers: Sequence[str]) -> dict:
+    where = ", then ".join(workers) if workers else "address unknown"
+    return _failed(report, {
+        "type": "WorkerDied",
+        "message": (f"the Dask worker rendering this report died twice ({where}); the report was retried once and "
+                    "not again. Look in those workers' logs: 1) out of memory (raise the workers' memory limit), "
+                    "2) stopped by the cluster (pre-emption, walltime), 3) a crash in the report's kernel."),
+    })
+
+
+class _InProcess:
+    """Renders one report after the other from this process (``jobs=1``)."""
+
+    def render(self, payloads):
+        for p in payloads:
+            yield _render(p)
+
+    def close(self):
+        pass
+
+
+class _LocalPool:
+    """Spawned worker processes of this machine (``jobs > 1``), started at once."""
+
+    def __init__(self, workers: int):
+        self.pool = _start_pool(workers)
+
+    def render(self, payloads):
+        from concurrent.futures import as_completed
+
+        futures = {self.pool.submit(_render, p): p for p in payloads}
+        try:
+            for fut in as_completed(futures):
+                try:
+                    res = fut.result()
+                except Exception as err:  # noqa: BLE001 - the worker process itself died
+                    res = _failed(futures[fut]["report"],
+                                  {"type": type(err).__name__, "message": f"worker failed: {err}"})
+                yield res
+        finally:
+            for fut in futures:
+                fut.cancel()
+
+    def close(self):
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _probe_workers(client) -> dict:
+    """``{worker address: {"kamtools": version or None, "error": str or None, "python": version}}``."""
+
+    def probe():  # a local function: sent by value, so it runs where kamtools cannot be imported too
+        import sys
+
+        try:
+            from kamtools._version import __version__ as version
+        except Exception as err:  # noqa: BLE001 - any reason counts; report it
+            return {"kamtools": None, "error": f"{type(err).__name__}: {err}", "python": sys.version.split()[0]}
+        return {"kamtools": version, "error": None, "python": sys.version.split()[0]}
+
+    found = client.run(probe, on_error="return")
+    return {w: r if isinstance(r, dict) else {"kamtools": None, "error": f"{type(r).__name__}: {r}", "python": "?"}
+            for w, r in found.items()}
+
+
+class _DaskCluster:
+    """The workers of a Dask distributed cluster; this process still writes every file.
+
+    Each task carries all its report needs — the prepared inputs as pickled
+    bytes and the template notebook — and the worker writes them into its own
+    local directory, so the cluster needs no file system shared with this
+    machine and never reads the data source. The worker returns the report's
+    files as bytes; :func:`run` writes them.
+
+    A report whose worker dies is rendered once more, never a third time,
+    whatever the scheduler's ``distributed.scheduler.allowed-failures``: every
+    task records its start under the scheduler's metadata (one list of
+    worker addresses per report and run), and a third start returns "died
+    twice" at once instead of rendering. When the scheduler gives up first
+    (``KilledWorker``: allowed-failures 0 or 1), this side resubmits the
+    report under a new key once, or records it as failed when it has
+    already started twice.
+    """
+
+    def __init__(self, scheduler, *, timeout: float | None = None):
+        timeout = DASK_CONNECT_TIMEOUT if timeout is None else timeout
+        try:
+            import distributed
+        except ImportError as err:
+            raise ParameterError(
+                f"executor='dask' needs the distributed package, which is not installed here. Run: {_DASK_INSTALL} "
+                "(the same on the cluster's workers), or leave executor out to render on this machine."
+            ) from err
+        self.own = not isinstance(scheduler, distributed.Client)
+        if self.own:
+            try:
+                self.client = distributed.Client(str(scheduler), timeout=timeout, set_as_default=False)
+            except Exception as err:  # noqa: BLE001 - OSError on a timeout, ValueError on a malformed address
+                raise ClusterError(
+                    f"Cannot reach the Dask scheduler at {str(scheduler)!r} within {timeout:g} s ({err}). Check "
+                    "1) the address, as the scheduler prints it (tcp://HOST:8786, or tls://...), 2) that the "
+                    "scheduler is running, 3) that this machine can reach that port (firewall, VPN, a port-forward "
+                    "to a Kubernetes cluster)."
+                ) from err
+        else:
+            self.client = scheduler
+        self.address = self.client.scheduler.address
+        self.token = f"{os.getpid()}-{time.time_ns()}"
+        self.jobs: dict = {}
+        self.resubmitted: set = set()
+        try:
+            self._check_workers(timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_workers(self, timeout: float):
+        try:
+            self.client.wait_for_workers(1, timeout=timeout)
+        except (TimeoutError, OSError) as err:
+            raise ClusterError(
+                f"The Dask scheduler at {self.address} has no worker (waited {timeout:g} s). Start some, each in an "
+                f"environment with {_DASK_INSTALL}=={__version__}: dask worker {self.address} --nthreads 1"
+            ) from err
+        found = _probe_workers(self.client)
+        broken = {w: r["error"] for w, r in found.items() if r["error"]}
+        if broken:
+            listed = "; ".join(f"{w}: {e}" for w, e in sorted(broken.items()))
+            raise ClusterError(
+                f"{len(broken)} of the {len(found)} Dask workers at {self.address} cannot import kamtools ({listed}). "
+                f"Install it in the workers' Python environment, the same version as here: "
+                f'pip install "kamtools[dask]=={__version__}"; then restart the workers.'
+            )
+        other = {w: r["kamtools"] for w, r in found.items() if r["kamtools"] != __version__}
+        if other:
+            listed = ", ".join(f"{w} has {v}" for w, v in sorted(other.items()))
+            warnings.warn(
+                f"kamtools here is {__version__}, but on the Dask workers {listed}. Reports may differ or fail to "
+                f'read their inputs; install the same version everywhere (pip install "kamtools[dask]=={__version__}").',
+                UserWarning, stacklevel=4,
+            )
+
+    def _ship(self, p: dict) -> dict:
+        """The payload as a task: inputs and template as content, not as paths on this machine."""
+        job = {k: v for k, v in p.items() if k not in ("prepared", "tmp", "chromium")}
+        job["prepared_bytes"] = Path(p["prepared"]).read_bytes() if p.get("prepared") else None
+        job["notebook"] = Path(p["template"]).read_text(encoding="utf-8")
+        job["chromium"] = None  # each worker finds its own
+        job["starts"] = ["kamtools-report", self.token, p["report"]]  # where the scheduler keeps its starts
+        return job
+
+    def _submit(self, job: dict):
+        key = f"kamtools-report-{_stem(job['report'])}-{os.urandom(6).hex()}"
+        fut = self.client.submit(_render_on_worker, job, key=key, pure=False, retries=0)
+        self.jobs[fut.key] = (job, fut)
+        return fut
+
+    def _starts(self, job: dict) -> list:
+        return list(self.client.get_metadata(job["starts"], default=None) or [])
+
+    def _outcome(self, fut, job: dict):
+        """The render result of a finished task, or None when it was resubmitted."""
+        from distributed import KilledWorker
+
+        if fut.status == "finished":
+            return fut.result()
+        if fut.status == "error":
+            err = fut.exception()
+        else:  # cancelled: the scheduler or the connection to it lost the task
+            return _failed(job["report"], {
+                "type": "CancelledError",
+                "message": f"the Dask scheduler at {self.address} lost the task ({fut.status}); render it again."})
+        if isinstance(err, KilledWorker):  # the scheduler's own retries ran out before ours
+            workers = self._starts(job)
+            if job["report"] in self.resubmitted or len(workers) >= 2:
+                return _died_twice(job["report"], workers)
+            self.resubmitted.add(job["report"])
+            _log.warning("%s: the Dask worker rendering it died; rendering it once more", job["report"])
+            return None
+        if isinstance(err, ImportError) and "kamtools" in str(err):
+            return _failed(job["report"], {
+                "type": type(err).__name__,
+                "message": f"a Dask worker cannot import kamtools ({err}); install it there: "
+                           f'pip install "kamtools[dask]=={__version__}".'})
+        return _failed(job["report"], {"type": type(err).__name__, "message": f"the Dask task failed: {err}"})
+
+    def render(self, payloads):
+        from distributed import as_completed
+
+        pending = as_completed([self._submit(self._ship(p)) for p in payloads], loop=self.client.loop)
+        try:
+            for fut in pending:
+                job, _ = self.jobs.pop(fut.key)
+                res = self._outcome(fut, job)
+                fut.release()  # the result is here: the scheduler must not recompute it if its worker dies
+                if res is None:
+                    pending.add(self._submit(job))
+                else:
+                    yield res
+        finally:
+            left = [f for _, f in self.jobs.values()]  # stopped early (an interrupt, an error writing a file)
+            self.jobs.clear()
+            if left:
+                self.client.cancel(left)
+            try:
+                self.client.set_metadata(["kamtools-report", self.token], None)
+            except Exception:  # noqa: BLE001 - tidying the scheduler's metadata is best effort
+                pass
+
+    def close(self):
+        if self.own:
+            self.client.close()
+
+
+def _render_on_worker(job: dict) -> dict:
+    """A Dask task: render one report on a worker from the content the task carries.
+
+    Records its start with the scheduler first (see :class:`_DaskCluster`); a
+    third start of the same report means its worker died twice, and the
+    report is not rendered again.
+    """
+    from distributed import get_client, get_worker
+
+    worker = get_worker()
+    client = get_client()
+    starts = [*(client.get_metadata(job["starts"], default=None) or []), worker.address]
+    client.set_metadata(job["starts"], starts)
+    if len(starts) > 2:
+        return _died_twice(job["report"], starts[:-1])
+    if len(starts) == 2:  # in this worker's log, where a cluster's admin looks
+        _log.warning("kamtools report %s: rendering it again; the worker %s died while rendering it",
+                     job["report"], starts[0])
+    tmp = Path(tempfile.mkdtemp(prefix="kamtools-report-", dir=worker.local_directory))
+    try:
+        local = {k: v for k, v in job.items() if k not in ("prepared_bytes", "starts")}
+        local["tmp"] = str(tmp)
+        if job.get("prepared_bytes") is not None:
+            local["prepared"] = str(tmp / "prepared.pkl")
+            Path(local["prepared"]).write_bytes(job["prepared_bytes"])
+        return _render(local)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- progress
@@ -2790,6 +3059,29 @@ def _read_manifest(path: Path) -> dict:
 # --------------------------------------------------------------------------- run
 
 
+def _check_executor(executor, scheduler, jobs) -> bool:
+    """Whether the reports go to a Dask cluster; the arguments must say so consistently."""
+    name = "local" if executor is None else str(executor).strip().lower()
+    if name not in EXECUTORS:
+        raise ParameterError(f"executor={executor!r}: use one of {', '.join(map(repr, EXECUTORS))}.")
+    if name == "dask" and (scheduler is None or (isinstance(scheduler, str) and not scheduler.strip())):
+        raise ParameterError(
+            "executor='dask' needs the address of the cluster's scheduler: pass scheduler='tcp://HOST:8786' "
+            "(--scheduler on the command line), as the scheduler prints it."
+        )
+    if name != "dask" and scheduler is not None:
+        raise ParameterError(
+            f"scheduler={scheduler!r} is for a Dask cluster: pass executor='dask' too (--executor dask), or leave "
+            "the scheduler out to render on this machine."
+        )
+    if name == "dask" and jobs is not None:
+        raise ParameterError(
+            f"jobs={jobs!r} counts worker processes of this machine; with executor='dask' the cluster's worker "
+            "threads decide how many reports render at once. Leave jobs out (no -j)."
+        )
+    return name == "dask"
+
+
 def run(
     data,
     accounts: str | Iterable[str] | None = None,
@@ -2810,6 +3102,8 @@ def run(
     portfolio_template=None,
     timeout: int = 600,
     progress: bool = True,
+    executor: str | None = None,
+    scheduler=None,
 ) -> Batch:
     """Render account reports (and the portfolio report) in parallel: HTML without code, a manifest, an index.
 
@@ -2836,8 +3130,10 @@ def run(
     formats : "html", "ipynb", "pdf" or a list (or a comma-separated string)
         ``pdf`` needs Playwright and a system Chromium (see :func:`chromium_path`).
     jobs : int, optional
-        Worker processes; default: all cores. With 1, reports render from this
-        process (each still in its own kernel and working directory).
+        Worker processes of this machine; default: all cores. With 1, reports
+        render from this process (each still in its own kernel and working
+        directory). Not with ``executor="dask"``: there the cluster's worker
+        threads set how many reports render at once.
     force : bool
         Render reports that are up to date too.
     parameters : mapping, optional
@@ -2850,6 +3146,17 @@ def run(
         Seconds a cell may run.
     progress : bool
         A progress bar on a terminal; one line per report otherwise.
+    executor : {"local", "dask"}, optional
+        Where the reports render. ``"local"`` (the default): worker processes
+        of this machine. ``"dask"``: the workers of a Dask distributed cluster
+        at ``scheduler`` (needs ``pip install "kamtools[dask]"`` here and on
+        the workers, the same kamtools version). The data, the targets and
+        the template are read here only: each task carries its report's
+        prepared inputs and the notebook, and returns the files, which are
+        written here, so no shared file system is needed.
+    scheduler : str or distributed.Client, optional
+        With ``executor="dask"`` only: the scheduler's address
+        (``tcp://HOST:8786``), or a connected ``distributed.Client``.
 
     Returns
     -------
@@ -2861,9 +3168,14 @@ def run(
     Raises
     ------
     ParameterError
-        Bad arguments or template parameters (before anything runs).
+        Bad arguments or template parameters (before anything runs), or
+        ``executor="dask"`` without the distributed package.
     SchemaError
         The data breaks the data model.
+    ClusterError
+        The Dask scheduler does not answer within :data:`DASK_CONNECT_TIMEOUT`
+        seconds, has no worker, or has workers that cannot import kamtools
+        (before the data is loaded).
 
     Notes
     -----
@@ -2876,6 +3188,11 @@ def run(
     complete files or none. A report whose render fails loses the files of
     its earlier render, so no stale report is mistaken for a current one.
 
+    On a Dask cluster, a report whose worker dies (out of memory, pre-empted)
+    is rendered once more and, if that worker dies too, recorded as failed
+    ("died twice"), whatever the scheduler's ``allowed-failures``. Workers with
+    another kamtools version than this one get a warning.
+
     Examples
     --------
     >>> import kamtools as kt, tempfile
@@ -2884,8 +3201,6 @@ def run(
     >>> batch.reports[["report", "status"]].values.tolist()  # doctest: +SKIP
     [['A0001', 'ok']]
     """
-    from concurrent.futures import as_completed
-
     # ---- arguments, checked before anything runs
     freq = _periods.check_freq(period)
     end = _period_end(period_end)
@@ -2896,7 +3211,8 @@ def run(
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise ParameterError(f"formats={list(formats)!r}: use one or more of {', '.join(FORMATS)}.")
-    chromium = _check_pdf() if "pdf" in formats else None
+    dask = _check_executor(executor, scheduler, jobs)
+    chromium = _check_pdf() if "pdf" in formats and not dask else None  # a cluster's workers find their own
     if jobs is None:
         jobs = os.cpu_count() or 1
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
@@ -2918,11 +3234,14 @@ def run(
         check_parameters({**common, "prepared": "", **{k: v for k, v in extra.items() if k != "account_id"}},
                          template=portfolio_tpl)
 
-    # ---- workers: start them before loading the data when a render is certain, so their imports overlap
-    pool = None
+    # ---- workers: start them before loading the data when a render is certain, so their imports overlap;
+    # a cluster is checked now, so that a wrong address fails before the data is loaded
+    runner = None
     planned = len(ids) + int(portfolio) if not all_key_accounts else jobs
-    if min(jobs, planned) > 1 and (force or not (Path(out) / "manifest.json").exists()):
-        pool = _start_pool(min(jobs, planned))
+    if dask:
+        runner = _DaskCluster(scheduler)
+    elif min(jobs, planned) > 1 and (force or not (Path(out) / "manifest.json").exists()):
+        runner = _LocalPool(min(jobs, planned))
     try:
         # ---- the data, once
         loaded = _load(data, currency)
@@ -2999,9 +3318,9 @@ def run(
         tmp = Path(tempfile.mkdtemp(prefix="kamtools-report-"))
         workers = min(jobs, len(run_jobs))
         try:
-            if pool is None and workers > 1:
+            if runner is None and workers > 1:
                 # start the workers now: their imports overlap with preparing the inputs below
-                pool = _start_pool(workers)
+                runner = _LocalPool(workers)
             if run_jobs:
                 # ---- prepare every report's inputs once: account rows only, anonymous aggregates
                 b = _batch(loaded, period_end=end, period=freq, targets=targets, segment="industry", source=data_param)
@@ -3039,24 +3358,10 @@ def run(
                     _write_atomic(manifest_path, _manifest_json(out, entries, meta))
                     bar.update(e)
 
-                if pool is None or workers == 1:
-                    for p in payload:
-                        finish(_render(p))
-                else:
-                    futures = {pool.submit(_render, p): p for p in payload}
-                    try:
-                        for fut in as_completed(futures):
-                            try:
-                                res = fut.result()
-                            except Exception as err:  # noqa: BLE001 - the worker process itself died
-                                p = futures[fut]
-                                res = {"report": p["report"], "status": "failed", "seconds": 0.0, "outputs": {},
-                                       "error": {"type": type(err).__name__, "message": f"worker failed: {err}"}}
-                            finish(res)
-                    except BaseException:
-                        for fut in futures:
-                            fut.cancel()
-                        raise
+                renders = runner if dask or (runner is not None and workers > 1) else _InProcess()
+                with contextlib.closing(renders.render(payload)) as finished:
+                    for res in finished:
+                        finish(res)
             _write_atomic(manifest_path, _manifest_json(out, entries, meta))
             _write_atomic(index_path, _index_html(entries, meta))
         finally:
@@ -3064,8 +3369,8 @@ def run(
             shutil.rmtree(tmp, ignore_errors=True)
 
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        if runner is not None:
+            runner.close()
 
     order = {j["report"]: i for i, j in enumerate(todo)}
     rows = [_entry_row(e, out) for e in sorted(results, key=lambda e: order.get(e["report"], 0))]

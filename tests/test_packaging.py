@@ -23,14 +23,31 @@ def _split(req: str) -> tuple[str, str]:
     return m.group(1).lower().replace("_", "-"), m.group(3).replace(" ", "")
 
 
+def _pip_requirements(project: dict) -> dict[str, str]:
+    """Every requirement of pyproject.toml, the dependencies and every extra; one bound per package."""
+    reqs = [*project["dependencies"], *(r for extra in project["optional-dependencies"].values() for r in extra)]
+    out: dict[str, str] = {}
+    for name, bound in map(_split, reqs):
+        assert out.setdefault(name, bound) == bound, f"{name}: different bounds in pyproject.toml's extras"
+    return out
+
+
 def test_environment_yml_lists_the_same_dependencies_as_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    pip = dict(_split(r) for r in project["dependencies"] + project["optional-dependencies"]["test"])
+    pip = _pip_requirements(project)
     env = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
     conda = dict(_split(r) for r in env if isinstance(r, str))
     conda = {CONDA_NAMES.get(k, k): v for k, v in conda.items() if k not in ("python", "pip")}
     assert conda == pip
     assert all(v.startswith(">=") for v in pip.values()), "pin lower bounds only"
+
+
+def test_the_test_extra_holds_every_other_extra():
+    # CI installs .[test] only: whatever an extra brings must be tested there too
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    test = {_split(r) for r in extras["test"]}
+    for name, reqs in extras.items():
+        assert {_split(r) for r in reqs} <= test, f"extra {name!r} has requirements the test extra lacks"
 
 
 def test_python_lower_bound_agrees():
