@@ -105,8 +105,15 @@ __all__ = [
 
 # --------------------------------------------------------------------------- constants
 
-#: Where the report templates live (the repository's ``templates/`` folder).
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+def _templates() -> Path:
+    """The report templates: inside the installed package (a wheel), else the repository's ``templates/``."""
+    here = Path(__file__).resolve().parent
+    shipped = here / "templates"
+    return shipped if (shipped / "account_report.ipynb").is_file() else here.parent / "templates"
+
+
+#: Where the report templates live (the repository's ``templates/`` folder; ``kamtools/templates`` in a wheel).
+TEMPLATES = _templates()
 ACCOUNT_TEMPLATE = TEMPLATES / "account_report.ipynb"
 PORTFOLIO_TEMPLATE = TEMPLATES / "portfolio_report.ipynb"
 HTML_TEMPLATES = TEMPLATES / "html"
