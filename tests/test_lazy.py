@@ -359,3 +359,27 @@ def test_lazy_data_pickles_without_its_connection(lazy, sample):
     again = pickle.loads(pickle.dumps(lazy))  # e.g. to a worker process
     assert again.engine == "duckdb"
     assert_same_kpis(kt.compute(sample, ["revenue"], period="Y"), kt.compute(again, ["revenue"], period="Y"))
+
+
+def test_missing_costs_quantities_and_products_sum_alike(tmp_path):
+    """Lines without a cost, a quantity or a product are kept apart in the sums, as the lines are in pandas."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        data = kt.sample.generate(n_accounts=60, seed=3)
+        tx = data.transactions.copy()
+        rng = np.random.default_rng(0)
+        for col, share in (("cost", 0.1), ("quantity", 0.1), ("product", 0.05)):
+            tx.loc[rng.random(len(tx)) < share, col] = None
+        holed = kt.KamData({**data.tables, "transactions": tx}, currency="EUR")
+        holed.to_folder(tmp_path / "lake", format="parquet")
+        lazy = kt.load(tmp_path / "lake", engine="duckdb")
+        expected = kt.compute(holed, period="Q", as_of="2025-06-11")
+        got = kt.compute(lazy, period="Q", as_of="2025-06-11")
+    assert tx["cost"].isna().sum() > 100 and tx["product"].isna().sum() > 50
+    assert_same_kpis(expected, got)
+    # margins leave the uncosted lines out of both sides
+    gm = got[(got["kpi"] == "gross_margin_pct") & got["value"].notna()]
+    costed = tx[tx["cost"].notna()]
+    one = gm.iloc[0]
+    lines = costed[(costed["account_id"] == one["entity"]) & (costed["date"].dt.to_period("Q") == one["period"])]
+    assert one["value"] == pytest.approx((lines["revenue"] - lines["cost"]).sum() / lines["revenue"].sum(), rel=1e-12)
