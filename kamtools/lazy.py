@@ -53,6 +53,8 @@ _SQL_TYPES = {
     "number": "DOUBLE", "integer": "BIGINT", "bool": "BOOLEAN",
 }
 _SHOWN = 5  # offending rows named per check
+#: Answers of :meth:`LazyTable.query` kept for ``cache=True`` (each a few per cent of the lines' size).
+CACHED = 4
 
 
 def check_engine(engine: str | None) -> str | None:
@@ -110,6 +112,7 @@ class LazyTable:
         self._frame = frame
         self._local = threading.local()
         self._mapping: dict[str, str] | None = None  # our column -> source column
+        self._cache: dict = {}  # (sql, params) -> frame, the newest last
         self._kinds: dict[str, str] = {}  # source column -> DuckDB type
         self.date_format: str | None = None
 
@@ -165,6 +168,7 @@ class LazyTable:
     def __getstate__(self):  # a connection does not travel: the next query opens one (worker processes)
         state = self.__dict__.copy()
         del state["_local"]
+        state["_cache"] = {}
         return state
 
     def __setstate__(self, state):
@@ -224,6 +228,7 @@ class LazyTable:
         known = [c for c in spec.columns if c in out]
         self._mapping = {c: out[c] for c in known} | {c: s for c, s in out.items() if c not in spec.columns}
         self.date_format = date_format
+        self._cache = {}
         return self._mapping
 
     @property
@@ -263,9 +268,23 @@ class LazyTable:
         return f"(SELECT {cols} FROM {self.source})"
 
     # -- reading ---------------------------------------------------------------------------------
-    def query(self, sql: str, params=None) -> pd.DataFrame:
-        """Run ``sql``, in which ``t`` is the typed table, and return a DataFrame with kamtools dtypes."""
-        return _pandas(self.sql(f"WITH t AS {self.view()} {sql}", params).df(), self.name)
+    def query(self, sql: str, params=None, *, cache: bool = False) -> pd.DataFrame:
+        """Run ``sql``, in which ``t`` is the typed table, and return a DataFrame with kamtools dtypes.
+
+        With ``cache``, the last :data:`CACHED` answers are kept and handed out
+        again for the same query (the files are not re-read): widgets and
+        reports ask for the same sums many times. Treat the frame as read-only.
+        """
+        key = (sql, repr(params))
+        if cache and key in self._cache:
+            self._cache[key] = self._cache.pop(key)  # the most recently used last
+            return self._cache[key]
+        out = _pandas(self.sql(f"WITH t AS {self.view()} {sql}", params).df(), self.name)
+        if cache:
+            self._cache[key] = out
+            while len(self._cache) > CACHED:
+                self._cache.pop(next(iter(self._cache)))
+        return out
 
     def count(self) -> int:
         """Number of rows (from the Parquet footers or the table's statistics: quick)."""

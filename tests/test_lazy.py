@@ -383,3 +383,22 @@ def test_missing_costs_quantities_and_products_sum_alike(tmp_path):
     one = gm.iloc[0]
     lines = costed[(costed["account_id"] == one["entity"]) & (costed["date"].dt.to_period("Q") == one["period"])]
     assert one["value"] == pytest.approx((lines["revenue"] - lines["cost"]).sum() / lines["revenue"].sum(), rel=1e-12)
+
+
+def test_the_same_sums_are_not_asked_of_duckdb_twice(lake, monkeypatch):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        data = kt.load(lake, engine="duckdb")
+    table = data.lazy["transactions"]
+    asked = []
+    run = table.sql
+    monkeypatch.setattr(table, "sql", lambda q, p=None: (asked.append(q), run(q, p))[1])
+    summing = lambda: sum("date_trunc" in q for q in asked)  # noqa: E731
+    first = kt.compute(data, ["revenue", "gross_margin"], period="Q")
+    assert summing() == 1
+    again = kt.compute(data, ["revenue", "product_breadth"], period="Q")  # same period and as_of: from the cache
+    assert summing() == 1
+    pd.testing.assert_frame_equal(first[first["kpi"] == "revenue"].reset_index(drop=True),
+                                  again[again["kpi"] == "revenue"].reset_index(drop=True))
+    kt.compute(data, ["revenue"], period="Y")  # another period length: summed anew
+    assert summing() == 2

@@ -136,7 +136,7 @@ class Context:
                           "count(*) AS lines"])
         sql = (f"SELECT {cols} FROM t WHERE date < ? GROUP BY {', '.join(groups)} "
                f"ORDER BY {', '.join(_q(k) for k in keys)}, date")
-        tx = table.query(sql, [self.as_of + pd.Timedelta(days=1)])
+        tx = table.query(sql, [self.as_of + pd.Timedelta(days=1)], cache=True)
         return tx.astype({"lines": "int64", "last_date": "datetime64[ns]"})
 
     @cached_property
