@@ -119,7 +119,11 @@ class LazyTable:
     # -- constructors -------------------------------------------------------------------------
     @classmethod
     def parquet(cls, name: str, path) -> LazyTable:
-        """A Parquet file, or a folder of them (hive partitions such as ``year=2024/`` are read as columns)."""
+        """A Parquet file, or a folder of them, searched recursively.
+
+        Hive partition folders such as ``year=2024/`` or ``year=2024/month=3/``
+        are storage layout: their keys do not become columns of the table.
+        """
         path = Path(path)
         files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix.lower() in (".parquet", ".pq")
                                                     and not p.name.startswith((".", "_")))
@@ -254,7 +258,7 @@ class LazyTable:
         if f.kind == "date" and stored == "VARCHAR" and self.date_format:
             return f"try_strptime({value}, {_lit(self.date_format)})"
         if f.kind == "date" and stored.startswith("TIMESTAMP WITH"):
-            return f"NULL::TIMESTAMP"  # refused by validation: time zones are not part of the model
+            return "NULL::TIMESTAMP"  # refused by validation: time zones are not part of the model
         if f.kind in ("id", "text", "category") and stored in ("DOUBLE", "FLOAT"):
             value = f"CASE WHEN {value} = round({value}) THEN CAST({value} AS BIGINT)::VARCHAR ELSE {value}::VARCHAR END"
             return value
