@@ -109,7 +109,7 @@ def load(
         return source
     if isinstance(source, Mapping):
         if engine == "duckdb":
-            raise ParameterError(_NOT_LAZY.format(what="a mapping of DataFrames"))
+            raise NotLazyError(_NOT_LAZY.format(what="a mapping of DataFrames"))
         return KamData(source, currency=currency, columns=columns, date_format=date_format)
     tables, sources, meta = _read(source, encoding=encoding, ignore_unknown=ignore_unknown)
     given = meta.get("currency")
@@ -119,9 +119,8 @@ def load(
             "Convert the money first, or drop the currency argument."
         )
     lazy = {n: t for n, t in tables.items() if isinstance(t, LazyTable)}
-    if engine == "duckdb" and not lazy:
-        where = sources.get("transactions", str(source))
-        raise ParameterError(_NOT_LAZY.format(what=f"the transactions of {where}"))
+    if engine == "duckdb" and not lazy and "transactions" in tables:  # without any, validation says it is missing
+        raise NotLazyError(_NOT_LAZY.format(what=f"the transactions of {sources.get('transactions', source)}"))
     for name, table in list(lazy.items()):
         if engine == "pandas" or (engine is None and table.count() <= LAZY_ROWS):
             tables[name] = table.raw()  # small enough: into memory, validated like any file
@@ -129,6 +128,10 @@ def load(
     tables = {n: t for n, t in tables.items() if n not in lazy}
     return KamData(tables, currency=currency or given, columns=columns, sources=sources, date_format=date_format,
                    lazy=lazy)
+
+
+class NotLazyError(ParameterError):
+    """``engine="duckdb"`` for a source whose transactions cannot stay in DuckDB (CSV, Excel, SQL, DataFrames)."""
 
 
 _NOT_LAZY = (

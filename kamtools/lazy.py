@@ -26,14 +26,16 @@ Examples
 
 from __future__ import annotations
 
+import os
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from kamtools.exceptions import SourceError
-from kamtools.schema import DTYPES, TABLES, Field, normalise_header
+from kamtools.schema import DTYPES, TABLES, Field, contracts_ended, normalise_header
 
 __all__ = ["LAZY_ROWS", "ENGINES", "LazyTable"]
 
@@ -53,6 +55,9 @@ _SQL_TYPES = {
     "number": "DOUBLE", "integer": "BIGINT", "bool": "BOOLEAN",
 }
 _SHOWN = 5  # offending rows named per check
+_FILE = "_kamtools_file"  # the column read_parquet adds with each row's file
+#: Text dates with a time and an offset (2024-01-05 23:30:00-05:00): time zones are not part of the model.
+_OFFSET = r"[ T][0-9]{1,2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?\s*(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
 #: Answers of :meth:`LazyTable.query` kept for ``cache=True`` (each a few per cent of the lines' size).
 CACHED = 4
 
@@ -112,6 +117,8 @@ class LazyTable:
         self._frame = frame
         self._local = threading.local()
         self._mapping: dict[str, str] | None = None  # our column -> source column
+        self._duplicates: list[str] = []  # our columns that two source headers map to
+        self._whole: dict[str, bool] = {}  # id columns stored as floats: every value whole?
         self._cache: dict = {}  # (sql, params) -> frame, the newest last
         self._kinds: dict[str, str] = {}  # source column -> DuckDB type
         self.date_format: str | None = None
@@ -122,26 +129,34 @@ class LazyTable:
         """A Parquet file, or a folder of them, searched recursively.
 
         Hive partition folders such as ``year=2024/`` or ``year=2024/month=3/``
-        are storage layout: their keys do not become columns of the table.
+        are storage layout and their keys do not become columns, unless a key
+        is a column of the table that the files lack (``product=P1/``): then
+        it is read from the folder names.
         """
-        path = Path(path)
+        path = Path(path).resolve()
         files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix.lower() in (".parquet", ".pq")
                                                     and not p.name.startswith((".", "_")))
         if not files:
             raise SourceError(f"'{path}' holds no Parquet files; the table '{name}' needs at least one.")
-        # hive partitions (year=2024/) are storage layout, not data: they are read to prune files only
-        parts = {p.name.split("=", 1)[0] for f in files for p in f.relative_to(path).parents if "=" in p.name} \
-            if path.is_dir() else set()
-        hive = bool(parts)
         listing = "[" + ", ".join(_lit(f) for f in files) + "]"
-        base = path if path.is_dir() else path.parent
-        source = (f"read_parquet({listing}, filename=true, file_row_number=true, hive_partitioning={str(hive).lower()}"
-                  + (", union_by_name=true" if len(files) > 1 else "") + ")")
-        label = f"{path.name}{'/' if path.is_dir() else ''} (Parquet, {len(files)} file{'s' if len(files) > 1 else ''})"
-        prefix = len(str(base)) + 1
-        t = cls(name, source, label, row_label=f"substr(filename, {prefix + 1}) || ', record ' || (file_row_number + 1)")
-        t._hidden = {"filename", "file_row_number", *parts}
-        t.files = files
+        union = ", union_by_name=true" if len(files) > 1 else ""
+        t = cls(name, "", "")
+        stored = [r[0] for r in t.sql(f"DESCRIBE SELECT * FROM read_parquet({listing}, hive_partitioning=false{union})")]
+        keys = {p.name.split("=", 1)[0] for f in files for p in f.relative_to(path).parents if "=" in p.name} \
+            if path.is_dir() else set()
+        ours = {normalise_header(c) for c in stored}
+        from_path = {k for k in keys if normalise_header(k) in TABLES[name].columns and normalise_header(k) not in ours}
+        numbered = "file_row_number" not in stored  # the option's column cannot be renamed
+        t.source = (f"read_parquet({listing}, filename={_lit(_FILE)}, file_row_number={str(numbered).lower()}, "
+                    f"hive_partitioning={str(bool(from_path)).lower()}{union})")
+        t.label = f"{path.name}{'/' if path.is_dir() else ''} (Parquet, {len(files)} file{'s' if len(files) > 1 else ''})"
+        base = len(str(path if path.is_dir() else path.parent)) + 2  # 1-based, after the separator
+        t.row_label = (f"substr({_q(_FILE)}, {base})"
+                       + (" || ', record ' || (file_row_number + 1)" if numbered else ""))
+        # keys neither in the files nor read from the path (year=2024) are layout: hidden when hive is on
+        t._hidden = {_FILE, *(["file_row_number"] if numbered else []),
+                     *(k for k in keys - from_path if normalise_header(k) not in ours)}
+        t.files, t.path_keys = files, sorted(from_path)
         return t
 
     @classmethod
@@ -152,21 +167,31 @@ class LazyTable:
 
     @classmethod
     def frame(cls, name: str, df: pd.DataFrame) -> LazyTable:
-        """A pandas DataFrame queried in place by DuckDB (``engine="duckdb"`` on in-memory data)."""
+        """A validated pandas DataFrame queried in place by DuckDB (``engine="duckdb"`` on data in memory).
+
+        Only the model's columns are handed over: an extra column of a type
+        DuckDB does not know (a pandas Period, say) cannot get in the way.
+        """
+        df = df[[c for c in df.columns if c in TABLES[name].columns]]
         return cls(name, "_frame", f"{name} (in memory)", row_label="'row ' || (rowid + 1)", frame=df)
 
     _hidden: set = set()
     files: list = []
+    path_keys: list = []
 
     def raw(self) -> pd.DataFrame:
         """The table as stored, untyped, for validation in pandas (records numbered from 1)."""
         if self.files:
-            parts = [pd.read_parquet(f) for f in self.files]
+            parts = []
+            for f in self.files:
+                part = pd.read_parquet(f)
+                folders = {d.name.split("=", 1)[0]: d.name.split("=", 1)[1] for d in f.parents if "=" in d.name}
+                parts.append(part.assign(**{k: folders.get(k) for k in self.path_keys}))
             df = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         elif self._frame is not None:
             df = self._frame
         else:
-            df = self.sql(f"SELECT * FROM {self.source}").df()
+            df = self.sql(f"SELECT * FROM {self.source}", fetch="df")
         return df.set_axis(pd.RangeIndex(1, len(df) + 1))
 
     def __getstate__(self):  # a connection does not travel: the next query opens one (worker processes)
@@ -181,18 +206,19 @@ class LazyTable:
 
     # -- running SQL ---------------------------------------------------------------------------
     def connect(self):
-        """A DuckDB connection for this thread (the database file read-only)."""
+        """The DuckDB connection of this thread's session (a database file is opened read-only)."""
         con = getattr(self._local, "con", None)
         if con is None:
+            import tempfile
+
             import duckdb
 
             try:
                 con = duckdb.connect(self.database or ":memory:", read_only=self.database is not None)
             except duckdb.Error as err:
                 raise SourceError(f"Cannot open the DuckDB database {self.label}: {err}") from err
-            import tempfile
-
-            spill = TEMP_DIRECTORY or str(Path(tempfile.gettempdir()) / "kamtools-duckdb")
+            user = os.getuid() if hasattr(os, "getuid") else os.getlogin()
+            spill = TEMP_DIRECTORY or str(Path(tempfile.gettempdir()) / f"kamtools-duckdb-{user}")
             con.execute(f"SET memory_limit = {_lit(MEMORY_LIMIT)}")
             con.execute(f"SET temp_directory = {_lit(spill)}")
             con.execute("SET preserve_insertion_order = true")
@@ -201,19 +227,41 @@ class LazyTable:
             self._local.con = con
         return con
 
-    def sql(self, query: str, params=None):
-        """Run ``query`` and return the DuckDB result; a DuckDB error names the source."""
+    @contextmanager
+    def session(self):
+        """Keep one connection open for the queries inside; the outermost session closes it.
+
+        Between sessions no connection stays open, so a DuckDB file is not
+        kept locked while the data set is in use (a nightly export can
+        replace it; load it again to see the new data).
+        """
+        self._local.depth = getattr(self._local, "depth", 0) + 1
+        try:
+            yield self.connect()
+        finally:
+            self._local.depth -= 1
+            if self._local.depth == 0 and getattr(self._local, "con", None) is not None:
+                self._local.con.close()
+                self._local.con = None
+
+    def sql(self, query: str, params=None, *, fetch: str = "all"):
+        """Run ``query`` and fetch its answer: ``"all"`` rows as tuples, or a ``"df"``.
+
+        A DuckDB error becomes a :class:`~kamtools.SourceError` naming the source.
+        """
         import duckdb
 
-        try:
-            return self.connect().execute(query, params or [])
-        except duckdb.Error as err:
-            raise SourceError(f"DuckDB could not read {self.label}: {type(err).__name__}: {err}") from err
+        with self.session() as con:
+            try:
+                res = con.execute(query, params or [])
+                return res.df() if fetch == "df" else res.fetchall()
+            except duckdb.Error as err:
+                raise SourceError(f"DuckDB could not read {self.label}: {type(err).__name__}: {err}") from err
 
     def raw_columns(self) -> dict[str, str]:
         """The source's columns and DuckDB types, as stored."""
         if not self._kinds:
-            rows = self.sql(f"DESCRIBE SELECT * FROM {self.source}").fetchall()
+            rows = self.sql(f"DESCRIBE SELECT * FROM {self.source}")
             self._kinds = {r[0]: r[1] for r in rows if r[0] not in self._hidden}
         return self._kinds
 
@@ -225,14 +273,23 @@ class LazyTable:
         """
         mapping = {normalise_header(k): normalise_header(v) for k, v in (columns or {}).items()}
         out: dict[str, str] = {}
+        self._duplicates = []
         for raw in self.raw_columns():
             ours = mapping.get(normalise_header(raw), normalise_header(raw))
+            if ours in out:
+                self._duplicates.append(ours)
             out.setdefault(ours, raw)
         spec = TABLES[self.name]
         known = [c for c in spec.columns if c in out]
         self._mapping = {c: out[c] for c in known} | {c: s for c, s in out.items() if c not in spec.columns}
         self.date_format = date_format
         self._cache = {}
+        floats = [c for c in known if spec[c].kind in ("id", "text", "category")
+                  and self.raw_columns()[out[c]] in ("DOUBLE", "FLOAT")]
+        if floats:  # as pandas does: a float column of whole numbers holds ids 12, not 12.0
+            q = ", ".join(f"coalesce(bool_and({_q(out[c])} = round({_q(out[c])})) FILTER (WHERE NOT isnan({_q(out[c])})), "
+                          "true)" for c in floats)
+            self._whole = dict(zip(floats, self.sql(f"SELECT {q} FROM {self.source}")[0], strict=True))
         return self._mapping
 
     @property
@@ -243,9 +300,23 @@ class LazyTable:
         return list(self._mapping)
 
     def _blank(self, raw: str) -> str:
-        """The column with blank text as NULL (as a CSV's empty cells)."""
-        col = _q(raw)
-        return f"(CASE WHEN trim({col}) = '' THEN NULL ELSE {col} END)" if self.raw_columns()[raw] == "VARCHAR" else col
+        """The column with blank text and NaN as NULL (as pandas reads them: missing)."""
+        col, stored = _q(raw), self.raw_columns()[raw]
+        if stored == "VARCHAR":
+            return f"(CASE WHEN trim({col}) = '' THEN NULL ELSE {col} END)"
+        if stored in ("DOUBLE", "FLOAT"):
+            return f"(CASE WHEN isnan({col}) THEN NULL ELSE {col} END)"
+        return col
+
+    def _zoned(self, column: str) -> str | None:
+        """SQL that is true for a date with a time zone (refused: the model's dates are naive), if it can be."""
+        raw = self._mapping[column]
+        stored = self.raw_columns()[raw]
+        if "TZ" in stored or "TIME ZONE" in stored:
+            return f"{_q(raw)} IS NOT NULL"
+        if stored == "VARCHAR" and not self.date_format:
+            return f"regexp_matches(trim({_q(raw)}), {_lit(_OFFSET)})"
+        return None
 
     def typed(self, column: str) -> str:
         """SQL of one column cast to its kamtools type (values that cannot be cast become NULL)."""
@@ -255,13 +326,26 @@ class LazyTable:
             return _q(raw)
         f = spec[column]
         value, stored = self._blank(raw), self.raw_columns()[raw]
-        if f.kind == "date" and stored == "VARCHAR" and self.date_format:
-            return f"try_strptime({value}, {_lit(self.date_format)})"
-        if f.kind == "date" and stored.startswith("TIMESTAMP WITH"):
-            return "NULL::TIMESTAMP"  # refused by validation: time zones are not part of the model
+        if f.kind == "date":
+            if self._zoned(column) and stored != "VARCHAR":
+                return "NULL::TIMESTAMP"
+            if stored == "VARCHAR":
+                if self.date_format:
+                    return f"try_strptime({value}, {_lit(self.date_format)})"
+                parsed = f"coalesce(TRY_CAST({value} AS TIMESTAMP), try_strptime({value}, '%Y%m%d'))"
+                return f"(CASE WHEN {self._zoned(column)} THEN NULL ELSE {parsed} END)"
+            if stored == "TIMESTAMP_NS":
+                return value  # nanoseconds kept, as pandas keeps them
+            return f"TRY_CAST({value} AS TIMESTAMP)"
+        if f.kind in ("money", "number", "integer") and stored == "BOOLEAN":
+            return f"NULL::{_SQL_TYPES[f.kind]}"  # refused: true is not an amount
+        if f.kind in ("money", "number") and stored == "VARCHAR":
+            num = f"TRY_CAST({value} AS DOUBLE)"
+            return f"(CASE WHEN isnan({num}) THEN NULL ELSE {num} END)"  # the text 'NaN' is not a number
         if f.kind in ("id", "text", "category") and stored in ("DOUBLE", "FLOAT"):
-            value = f"CASE WHEN {value} = round({value}) THEN CAST({value} AS BIGINT)::VARCHAR ELSE {value}::VARCHAR END"
-            return value
+            if self._whole.get(column, False):
+                return f"CAST(TRY_CAST({value} AS BIGINT) AS VARCHAR)"
+            return f"CAST({value} AS VARCHAR)"
         return f"TRY_CAST({value} AS {_SQL_TYPES[f.kind]})"
 
     def view(self) -> str:
@@ -283,7 +367,7 @@ class LazyTable:
         if cache and key in self._cache:
             self._cache[key] = self._cache.pop(key)  # the most recently used last
             return self._cache[key]
-        out = _pandas(self.sql(f"WITH t AS {self.view()} {sql}", params).df(), self.name)
+        out = _pandas(self.sql(f"WITH t AS {self.view()} {sql}", params, fetch="df"), self.name)
         if cache:
             self._cache[key] = out
             while len(self._cache) > CACHED:
@@ -292,7 +376,7 @@ class LazyTable:
 
     def count(self) -> int:
         """Number of rows (from the Parquet footers or the table's statistics: quick)."""
-        return int(self.sql(f"SELECT count(*) FROM {self.source}").fetchall()[0][0])
+        return int(self.sql(f"SELECT count(*) FROM {self.source}")[0][0])
 
     def to_pandas(self, where: str = "", params=None) -> pd.DataFrame:
         """The table in memory (optionally only the rows of ``where``), typed like a validated table."""
@@ -300,15 +384,20 @@ class LazyTable:
 
     def batches(self, rows: int = 1_000_000):
         """The whole table as typed DataFrames of about ``rows`` rows each, in source order."""
-        cur = self.connect().cursor()  # its own connection: other queries may run meanwhile
-        if self._frame is not None:
-            cur.register("_frame", self._frame)
-        res = cur.execute(f"SELECT * FROM {self.view()}")
-        while True:
-            chunk = res.fetch_df_chunk(max(1, rows // 2048))  # DuckDB hands out vectors of 2,048 rows
-            if not len(chunk):
-                return
-            yield _pandas(chunk, self.name)
+        view = self.view()
+        with self.session() as con:
+            cur = con.cursor()  # its own connection: other queries may run meanwhile
+            if self._frame is not None:
+                cur.register("_frame", self._frame)
+            try:
+                res = cur.execute(f"SELECT * FROM {view}")
+                while True:
+                    chunk = res.fetch_df_chunk(max(1, rows // 2048))  # DuckDB hands out vectors of 2,048 rows
+                    if not len(chunk):
+                        return
+                    yield _pandas(chunk, self.name)
+            finally:
+                cur.close()
 
     def __repr__(self) -> str:
         return f"LazyTable({self.name!r}, {self.label})"
@@ -322,9 +411,16 @@ class LazyTable:
         ranges, and ids missing from the table they refer to. Each check names
         how many rows fail and the first ones, by file and record.
         """
+        with self.session():  # one connection: the ids referred to are registered in it
+            return self._check(problems, typed, columns, date_format)
+
+    def _check(self, problems, typed, columns, date_format) -> bool:
         self.bind(columns, date_format)
         spec = TABLES[self.name]
         ok = True
+        for c in dict.fromkeys(self._duplicates):
+            problems.add(self.name, c, "duplicate column")
+            ok = False
         missing = [c for c in spec.required_columns if c not in self._mapping]
         for c in missing:
             import difflib
@@ -344,11 +440,12 @@ class LazyTable:
                 continue
             raw = self._mapping[f.name]
             stored, cast = self.raw_columns()[raw], self.typed(f.name)
-            if stored.startswith("TIMESTAMP WITH") and f.kind == "date":
-                checks.append((f, "timezone-aware date", f"{_q(raw)} IS NOT NULL", _q(raw), ""))
-                continue
+            zoned = self._zoned(f.name) if f.kind == "date" else None
+            if zoned:
+                checks.append((f, "timezone-aware date", zoned, _q(raw), ""))
             if not _native(f.kind, stored):
-                checks.append((f, _CAST_CHECK[f.kind], f"{self._blank(raw)} IS NOT NULL AND {cast} IS NULL", _q(raw), ""))
+                failed = f"{self._blank(raw)} IS NOT NULL AND {cast} IS NULL" + (f" AND NOT ({zoned})" if zoned else "")
+                checks.append((f, _CAST_CHECK[f.kind], failed, _q(raw), ""))
             checks += [(f, check, cond, cast, detail) for check, cond, detail in _value_checks(f, cast, self._blank(raw))]
         con = self.connect()
         for column, target in spec.references:
@@ -360,11 +457,11 @@ class LazyTable:
                                f"(SELECT k FROM _known_{target})", cast, f"not in {target}.{TABLES[target].key}"))
         if checks:  # one scan counts every check; the first offending rows only where some fail
             counts = self.sql("SELECT " + ", ".join(f"count(*) FILTER (WHERE {c[2]})" for c in checks)
-                              + f" FROM {self.source}").fetchall()[0]
+                              + f" FROM {self.source}")[0]
             for (f, check, cond, shown, detail), n in zip(checks, counts, strict=True):
                 if n:
                     rows = self.sql(f"SELECT {self.row_label}, {shown}::VARCHAR FROM {self.source} WHERE {cond} "
-                                    f"LIMIT {_SHOWN}").fetchall()
+                                    f"LIMIT {_SHOWN}")
                     more = f"{n:,} rows in all" if n > len(rows) else ""
                     problems.add(self.name, f.name, check, [r[0] for r in rows], [r[1] for r in rows],
                                  detail="; ".join(x for x in (detail, more) if x))
@@ -374,20 +471,41 @@ class LazyTable:
                 con.unregister(f"_known_{target}")
         return ok
 
-    def warn_suspicious(self, warn):
-        """Call ``warn(message)`` for legal but suspicious rows, as for a table in memory."""
+    def warn_suspicious(self, warn, typed: dict[str, pd.DataFrame] | None = None):
+        """Call ``warn(message)`` for legal but suspicious rows, as :func:`kamtools.schema.validate` does in memory.
+
+        Credit notes, lines without a cost, exact duplicate lines, and lines
+        dated after the account's last contract ended (``typed`` holds the
+        tables in memory, contracts among them).
+        """
         if self.name != "transactions":
             return
-        neg, total = self.query("SELECT count(*) AS n, sum(revenue) AS s FROM t WHERE revenue < 0").iloc[0]
-        if neg:
-            warn(f"transactions: {int(neg)} row(s) have negative revenue (credit notes) totalling {total:,.2f}; "
-                 "they are netted into revenue.")
-        if "cost" in self._mapping:
-            n, rev, allrows = self.query(
-                "SELECT count(*) FILTER (WHERE cost IS NULL) AS n, sum(revenue) FILTER (WHERE cost IS NULL) AS s, "
-                "count(*) AS a FROM t").iloc[0]
-            if n and n < allrows:
-                warn(f"transactions: {int(n)} row(s) have no cost (revenue {rev:,.2f}); margin KPIs leave them out.")
+        cols = ", ".join(_q(c) for c in self.columns)
+        with self.session() as con:
+            neg, total, uncosted, uncosted_rev, rows, dup = self.query(
+                "SELECT count(*) FILTER (WHERE revenue < 0), sum(revenue) FILTER (WHERE revenue < 0), "
+                + ("count(*) FILTER (WHERE cost IS NULL), sum(revenue) FILTER (WHERE cost IS NULL), "
+                   if "cost" in self._mapping else "0, 0, ")
+                + f"count(*), (SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM t GROUP BY {cols} "
+                "HAVING count(*) > 1)) FROM t").iloc[0]
+            if dup:
+                warn(f"transactions: {int(dup)} row(s) are exact duplicates of another row; if they are double "
+                     "exports, remove them.")
+            if neg:
+                warn(f"transactions: {int(neg)} row(s) have negative revenue (credit notes) totalling {total:,.2f}; "
+                     "they are netted into revenue.")
+            if uncosted and uncosted < rows:
+                warn(f"transactions: {int(uncosted)} row(s) have no cost (revenue {uncosted_rev:,.2f}); margin KPIs "
+                     "leave them out.")
+            ended = contracts_ended((typed or {}).get("contracts"))
+            if ended is not None and len(ended):
+                con.register("_ended", ended.assign(account_id=ended["account_id"].astype("object")))
+                n, accounts = self.query("SELECT count(*), count(DISTINCT t.account_id) FROM t JOIN _ended e "
+                                         "ON t.account_id = e.account_id WHERE t.date > e.last_end").iloc[0]
+                con.unregister("_ended")
+                if n:
+                    warn(f"transactions: {int(n)} row(s) for {int(accounts)} account(s) are dated after the "
+                         "account's last contract ended.")
 
     # -- description -----------------------------------------------------------------------------
     def span(self, column: str) -> tuple[int, pd.Timestamp | None, pd.Timestamp | None]:
@@ -400,7 +518,7 @@ def _native(kind: str, stored: str) -> bool:
     """The stored DuckDB type holds the kind's values already: no value can fail the cast."""
     stored = stored.upper()
     if kind == "date":
-        return stored in ("DATE", "TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S")
+        return stored in ("DATE", "TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S")  # zoned: checked apart
     if kind in ("money", "number"):
         return stored in ("DOUBLE", "FLOAT", "BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT") or stored.startswith("DECIMAL")
     if kind in ("id", "text", "category"):
@@ -445,8 +563,6 @@ def _pandas(df: pd.DataFrame, table: str) -> pd.DataFrame:
                 s = s.astype("Int64")
             else:
                 s = s.astype(dtype)
-        elif pd.api.types.is_datetime64_any_dtype(s):
-            s = s.astype("datetime64[ns]")
         elif s.dtype == object:
             s = s.astype("str").where(s.notna(), None).astype("str")
         elif pd.api.types.is_integer_dtype(s) and not isinstance(s.dtype, np.dtype):

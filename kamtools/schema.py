@@ -644,7 +644,7 @@ def validate(
     typed = {name: df.reset_index(drop=True) for name, df in typed.items()}
     _warn_suspicious(typed)
     for table in lazy.values():
-        table.warn_suspicious(_warn)
+        table.warn_suspicious(_warn, typed)
     return typed
 
 
@@ -691,6 +691,19 @@ def _warn(message: str):
     warnings.warn(message + " The data was not changed.", DataWarning, stacklevel=4)
 
 
+def contracts_ended(contracts: pd.DataFrame | None) -> pd.DataFrame | None:
+    """``account_id, last_end`` of the accounts whose contracts have all ended (none open-ended or active).
+
+    ``None`` without a contracts table with end dates.
+    """
+    if contracts is None or "end" not in contracts.columns:
+        return None
+    status = contracts.groupby("account_id").agg(last_end=("end", "max"), open=("end", lambda s: s.isna().any()))
+    if "outcome" in contracts.columns:
+        status["open"] |= contracts.assign(a=contracts["outcome"].eq("active")).groupby("account_id")["a"].any()
+    return status.loc[~status["open"], ["last_end"]].reset_index()
+
+
 def _warn_suspicious(typed: dict[str, pd.DataFrame]):
     for name, df in typed.items():
         n = int(df.duplicated().sum())
@@ -720,16 +733,9 @@ def _warn_suspicious(typed: dict[str, pd.DataFrame]):
         n = int((~key & acc["kam_start"].notna()).sum())
         if n:
             _warn(f"accounts: {n} account(s) have a kam_start but are not key accounts (left the programme?).")
-    con = typed.get("contracts")
-    if tx is not None and con is not None and "end" in con.columns:
-        status = con.groupby("account_id").agg(
-            last_end=("end", "max"),
-            open=("end", lambda s: s.isna().any()),
-        )
-        if "outcome" in con.columns:
-            status["open"] |= con.assign(a=con["outcome"].eq("active")).groupby("account_id")["a"].any()
-        closed = status[~status["open"]]["last_end"]
-        after = tx["date"] > tx["account_id"].map(closed)
+    ended = contracts_ended(typed.get("contracts"))
+    if tx is not None and ended is not None:
+        after = tx["date"] > tx["account_id"].map(ended.set_index("account_id")["last_end"])
         if after.any():
             _warn(
                 f"transactions: {int(after.sum())} row(s) for {tx.loc[after, 'account_id'].nunique()} account(s) "

@@ -392,7 +392,7 @@ def test_the_same_sums_are_not_asked_of_duckdb_twice(lake, monkeypatch):
     table = data.lazy["transactions"]
     asked = []
     run = table.sql
-    monkeypatch.setattr(table, "sql", lambda q, p=None: (asked.append(q), run(q, p))[1])
+    monkeypatch.setattr(table, "sql", lambda q, p=None, **kw: (asked.append(q), run(q, p, **kw))[1])
     summing = lambda: sum("date_trunc" in q for q in asked)  # noqa: E731
     first = kt.compute(data, ["revenue", "gross_margin"], period="Q")
     assert summing() == 1
@@ -402,3 +402,192 @@ def test_the_same_sums_are_not_asked_of_duckdb_twice(lake, monkeypatch):
                                   again[again["kpi"] == "revenue"].reset_index(drop=True))
     kt.compute(data, ["revenue"], period="Y")  # another period length: summed anew
     assert summing() == 2
+
+
+# --------------------------------------------------------------------------- what a second read found
+# Small hand-made logs on which the engines once disagreed, or the SQL checks let through what pandas refuses.
+
+ACC = pd.DataFrame({"account_id": ["A1", "A2"], "account_name": ["Acme", "Bolt"], "is_key_account": [True, False]})
+
+
+def _lake(tmp_path, tx: pd.DataFrame, *, name="lake", partition_by=None) -> "Path":
+    folder = tmp_path / name
+    folder.mkdir()
+    ACC.to_parquet(folder / "accounts.parquet", index=False)
+    if partition_by:
+        con = duckdb.connect()
+        con.register("tx", tx)
+        con.execute(f"COPY tx TO '{folder / 'transactions'}' (FORMAT parquet, PARTITION_BY ({partition_by}))")
+        con.close()
+    else:
+        tx.to_parquet(folder / "transactions.parquet", index=False)
+    return folder
+
+
+def _both(folder, kpis, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return (kt.compute(kt.load(folder, engine="pandas"), kpis, **kw),
+                kt.compute(kt.load(folder, engine="duckdb"), kpis, **kw))
+
+
+def _schema_error(folder, engine) -> str:
+    with pytest.raises(SchemaError) as err:
+        kt.load(folder, engine=engine)
+    return str(err.value)
+
+
+def test_nan_in_a_parquet_double_is_missing_on_both_engines(tmp_path):
+    tx = pd.DataFrame({"account_id": ["A1", "A1"], "date": pd.to_datetime(["2024-01-05", "2024-01-20"]),
+                       "product": ["P1", "P1"], "revenue": [100.0, 50.0], "cost": [60.0, np.nan]})
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = _lake(tmp_path, tx)
+    table = pa.Table.from_pandas(tx, preserve_index=False)  # a NaN, not a null, as Spark or polars write it
+    table = table.set_column(4, "cost", pa.array([60.0, float("nan")], from_pandas=False))
+    pq.write_table(table, folder / "transactions.parquet")
+    pandas_way, duckdb_way = _both(folder, ["revenue", "gross_margin", "gross_margin_pct"], period="Q")
+    assert_same_kpis(pandas_way, duckdb_way)
+    got = duckdb_way.set_index("kpi")["value"]
+    assert got["gross_margin"] == 40.0 and got["gross_margin_pct"] == 0.4  # the costed line only: (100 - 60) / 100
+
+
+def test_a_product_credited_back_in_full_is_not_bought(tmp_path):
+    # 0.1 + 0.2 - 0.3 is 0.0 or 2.8e-17 depending on the order of the additions: never a product bought
+    tx = pd.DataFrame({"account_id": "A1", "date": pd.to_datetime(["2023-01-15", "2023-02-20", "2023-03-03",
+                                                                    "2023-03-31"]),
+                       "product": ["P1", "P2", "P2", "P2"], "revenue": [100.0, 0.1, 0.2, -0.3],
+                       "cost": [60.0, 0.05, np.nan, -0.1]})
+    pandas_way, duckdb_way = _both(_lake(tmp_path, tx), ["product_breadth"], period="Q")
+    assert pandas_way["value"].tolist() == duckdb_way["value"].tolist() == [1.0]
+
+
+def test_equal_revenue_is_not_falling(tmp_path):
+    # January 5.19; February 0.28 + 2.28 + 2.63, also 5.19 (or 5.1899999999999995, by the order of addition)
+    tx = pd.DataFrame({"account_id": "A1", "date": pd.to_datetime(["2024-01-10", "2024-02-02", "2024-02-04",
+                                                                    "2024-02-06"]),
+                       "revenue": [5.19, 0.28, 2.28, 2.63], "cost": [1.0, 0.1, None, 0.1]})
+    data = kt.KamData({"accounts": ACC, "transactions": tx,
+                       "surveys": pd.DataFrame({"account_id": ["A1"], "date": ["2024-01-15"], "nps": [9]}),
+                       "interactions": pd.DataFrame({"account_id": ["A1", "A1"], "date": ["2024-01-20", "2024-02-20"],
+                                                     "kind": ["executive_meeting"] * 2, "attended": [True, True]}),
+                       "tickets": pd.DataFrame({"ticket_id": ["T1"], "account_id": ["A1"], "opened": ["2024-01-03"],
+                                                "resolved": ["2024-01-04"], "severity": ["low"]})}, currency="EUR")
+    for engine in ("pandas", "duckdb"):
+        got = kt.compute(data, ["defection_risk"], period="M", as_of="2024-02-29", engine=engine)
+        feb = got.loc[(got["entity"] == "A1") & (got["period"] == pd.Period("2024-02")), "value"].item()
+        assert feb == 0.0, engine  # no warning sign applies: same revenue, met, NPS 9, no open ticket
+
+
+def test_two_headers_for_one_column_are_refused(tmp_path):
+    tx = pd.DataFrame({"account_id": ["A1"], "date": pd.to_datetime(["2024-01-05"]), "Revenue": [3.0],
+                       " revenue": [100.0]})
+    for engine in ("pandas", "duckdb"):
+        assert "column 'revenue': duplicate column" in _schema_error(_lake(tmp_path, tx, name=engine), engine)
+
+
+@pytest.mark.parametrize("dates", [
+    pytest.param(pd.to_datetime(["2024-01-05 10:00"]).tz_localize("Europe/Berlin").as_unit("ns"), id="timestamptz-ns"),
+    pytest.param(pd.to_datetime(["2024-01-05 10:00"]).tz_localize("UTC").as_unit("us"), id="timestamptz-us"),
+    pytest.param(["2024-01-05 23:30:00-05:00"], id="text-with-offset"),
+])
+def test_dates_with_a_time_zone_are_refused(tmp_path, dates):
+    tx = pd.DataFrame({"account_id": ["A1"], "date": dates, "revenue": [3.0]})
+    for engine in ("pandas", "duckdb"):
+        assert "column 'date': timezone-aware date" in _schema_error(_lake(tmp_path, tx, name=engine), engine)
+
+
+def test_text_dates_and_numbers_are_read_as_pandas_reads_them(tmp_path):
+    tx = pd.DataFrame({"account_id": [1.0, 2.0], "date": ["20240105", "2024-02-05"], "revenue": ["3.5", "NaN"]})
+    acc = ACC.assign(account_id=["1", "2"])
+    folder = _lake(tmp_path, tx)
+    acc.to_parquet(folder / "accounts.parquet", index=False)
+    for engine in ("pandas", "duckdb"):
+        msg = _schema_error(folder, engine)  # ids 1.0 and 2.0 are accounts "1" and "2"; 20240105 is a date
+        assert "column 'revenue': not a number" in msg and "'NaN'" in msg
+        assert "account_id" not in msg and "column 'date'" not in msg
+    tx = pd.DataFrame({"account_id": ["A1"], "date": ["2024-01-05"], "revenue": [True]})
+    for engine in ("pandas", "duckdb"):
+        assert "column 'revenue': not a number" in _schema_error(_lake(tmp_path, tx, name=f"b{engine}"), engine)
+
+
+def test_a_column_named_filename_is_data(tmp_path):
+    tx = pd.DataFrame({"account_id": ["A1"], "date": pd.to_datetime(["2024-01-05"]), "revenue": [3.0],
+                       "filename": ["inv-1.pdf"], "file_row_number": [7]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        data = kt.load(_lake(tmp_path, tx), engine="duckdb")
+    assert data.summary().tables.loc["transactions", "columns"] == 5
+    assert data.transactions["filename"].tolist() == ["inv-1.pdf"]
+
+
+@pytest.mark.parametrize("keep", [True, False], ids=["key-also-in-files", "key-only-in-the-path"])
+def test_hive_partitions_on_a_column_of_the_model(tmp_path, keep):
+    tx = pd.DataFrame({"account_id": ["A1", "A1", "A2"], "date": pd.to_datetime(["2024-01-05", "2024-02-05",
+                                                                                  "2024-03-05"]),
+                       "product": ["P", "Q", "P"], "revenue": [1.0, 2.0, 4.0]})
+    folder = _lake(tmp_path, tx, partition_by="product")
+    if keep:  # rewrite each file with the product inside too
+        for f in (folder / "transactions").rglob("*.parquet"):
+            pd.read_parquet(f).assign(product=f.parent.name.split("=")[1]).to_parquet(f, index=False)
+    pandas_way, duckdb_way = _both(folder, ["revenue", "product_breadth"], period="Y", by="portfolio")
+    assert_same_kpis(pandas_way, duckdb_way)
+    assert duckdb_way.set_index("kpi")["value"].to_dict() == {"revenue": 7.0, "product_breadth": 1.5}
+
+
+def test_load_warnings_are_the_same_on_both_engines(sample, tmp_path):
+    ended = kt.schema.contracts_ended(sample.contracts).iloc[0]
+    late = sample.transactions[sample.transactions["account_id"] == ended["account_id"]].iloc[[0]]
+    late = late.assign(date=ended["last_end"] + pd.Timedelta(days=30))  # bought after its last contract ended
+    tx = pd.concat([sample.transactions, sample.transactions.iloc[[5]], late], ignore_index=True)  # + a double export
+    folder = kt.KamData({**sample.tables, "transactions": tx}, currency="EUR").to_folder(tmp_path / "f",
+                                                                                         format="parquet")
+    said = {}
+    for engine in ("pandas", "duckdb"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DataWarning)
+            kt.load(folder, engine=engine)
+        said[engine] = sorted(str(w.message) for w in caught if w.category is DataWarning and "reading" not in
+                              str(w.message))
+    assert said["pandas"] == said["duckdb"]
+    assert any("1 row(s) are exact duplicates" in m for m in said["duckdb"])
+    assert any("1 row(s) for 1 account(s) are dated after the account's last contract ended" in m
+               for m in said["duckdb"])
+
+
+def test_a_duckdb_file_is_not_kept_locked(duckdb_file, sample, tmp_path):
+    import shutil
+
+    path = tmp_path / "crm.duckdb"
+    shutil.copy(duckdb_file, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        data = kt.load(path, engine="duckdb")
+        kt.compute(data, ["revenue"], period="Y")
+        con = duckdb.connect(str(path))  # a writer, e.g. tonight's export, while the data set is in use
+        con.execute("CREATE TABLE tonight AS SELECT 1 AS x")
+        con.close()
+        assert data.summary().tables.loc["transactions", "rows"] == SAMPLE_LINES  # and it reads on
+
+
+def test_error_rows_name_the_file_when_the_lake_is_the_current_folder(sample, tmp_path, monkeypatch):
+    tx = pd.DataFrame({"account_id": ["A1", "A1"], "date": ["2024-01-05", "x"], "revenue": [1.0, 2.0]})
+    monkeypatch.chdir(_lake(tmp_path, tx))
+    assert "row transactions.parquet, record 2 (values: 'x')" in _schema_error(".", "duckdb")
+
+
+def test_a_duckdb_file_without_transactions_says_the_table_is_missing(sample, tmp_path):
+    con = duckdb.connect(str(tmp_path / "crm.duckdb"))
+    con.register("a", sample.accounts)
+    con.execute("CREATE TABLE accounts AS SELECT * FROM a")
+    con.close()
+    assert "table 'transactions': missing table" in _schema_error(tmp_path / "crm.duckdb", "duckdb")
+
+
+def test_compute_duckdb_on_dataframes_with_odd_extra_columns(sample):
+    tables = {"accounts": ACC, "transactions": pd.DataFrame({
+        "account_id": ["A1", "A2"], "date": ["2024-01-05", "2024-02-05"], "revenue": ["3", "4"],
+        "month": pd.PeriodIndex(["2024-01", "2024-02"], freq="M")})}  # a type DuckDB does not know
+    got = kt.compute(tables, ["revenue"], by="portfolio", period="Y", engine="duckdb")
+    assert got["value"].tolist() == [7.0]

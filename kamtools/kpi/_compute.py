@@ -10,7 +10,7 @@ import pandas as pd
 from kamtools import periods as _periods
 from kamtools.data import KamData
 from kamtools.exceptions import KamtoolsError, ParameterError
-from kamtools.kpi._context import Context
+from kamtools.kpi._context import Context, positive
 from kamtools.kpi._registry import KPI, REGISTRY, get
 
 #: The entity label of accounts whose grouping column is empty.
@@ -150,7 +150,7 @@ def _derive(kind: str, base: pd.DataFrame) -> pd.DataFrame:
     prev = base[["entity", "period", "value"]].assign(period=base["period"] + 1).rename(columns={"value": "prev"})
     out = base[["entity", "period", "value"]].merge(prev, on=["entity", "period"], how="left")
     if kind == "growth":
-        prev_ok = out["prev"].where(out["prev"] > 0)
+        prev_ok = out["prev"].where(positive(out["prev"]))
         out["value"] = out["value"] / prev_ok - 1
     else:
         out["value"] = out["value"] - out["prev"]
@@ -182,7 +182,9 @@ def compute(data, kpis=None, *, by: str = "account", period: str = "Q", as_of=No
         product and period down to DuckDB SQL, so only they reach pandas;
         ``"pandas"`` works on the invoice lines in memory. Both give the same
         values (to the last digits of floating-point addition). KPIs that look
-        at single invoice lines (``line_level``) need ``"pandas"``.
+        at single invoice lines (``line_level``) need ``"pandas"``. With
+        ``"duckdb"``, a source that cannot stay in DuckDB (CSV, Excel, a SQL
+        server, DataFrames) is read into memory and summed there by DuckDB.
 
     Returns
     -------
@@ -220,11 +222,14 @@ def compute(data, kpis=None, *, by: str = "account", period: str = "Q", as_of=No
     >>> q["period"].astype(str).unique().tolist()
     ['2021', '2022', '2023', '2024', '2025']
     """
-    from kamtools.io import load
+    from kamtools.io import NotLazyError, load
     from kamtools.lazy import check_engine
 
     engine = check_engine(engine)
-    data = load(data, engine=engine)
+    try:
+        data = load(data, engine=engine)
+    except NotLazyError:  # CSV, Excel, SQL, DataFrames: in memory, then summed there by DuckDB all the same
+        data = load(data)
     freq = _periods.check_freq(period)
     specs = _resolve(kpis)
     if "transactions" in data.lazy:

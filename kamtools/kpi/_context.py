@@ -16,6 +16,17 @@ from kamtools.schema import TABLES
 ACTIVE_WINDOW_DAYS = 365
 
 
+def positive(x):
+    """``x > 0`` (a Series or an array), ignoring the floating-point noise of sums that net to zero (rounded to 6 decimals).
+
+    A product credited back in full nets to 0.0 or to 2.8e-17 depending on the
+    order of the additions; either way it is not bought. Every test of a sum
+    against zero in the catalogue goes through here, so that both engines
+    (and any order of the lines) agree.
+    """
+    return np.round(x, 6) > 0
+
+
 class Context:
     """The data a KPI function computes from.
 

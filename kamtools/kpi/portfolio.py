@@ -45,7 +45,7 @@ from functools import partial
 import pandas as pd
 
 from kamtools.kpi._registry import register
-from kamtools.kpi.revenue import _positive
+from kamtools.kpi._context import positive as _positive
 
 _kpi = partial(register, _builtin=True)
 
@@ -173,7 +173,7 @@ def revenue_concentration(ctx, entity):
 def key_account_price_premium(ctx):
     tx = ctx.table("transactions").dropna(subset=["product", "quantity"])
     p = tx.groupby(["account_id", "period", "product"], observed=True, as_index=False)[["revenue", "quantity"]].sum()
-    p = p[_positive(p["revenue"]) & (p["quantity"] > 0)]
+    p = p[_positive(p["revenue"]) & _positive(p["quantity"])]
     key = _is_key(ctx, p)
     ref = p[~key].groupby(["period", "product"], observed=True)[["revenue", "quantity"]].sum()
     ref = (ref["revenue"] / ref["quantity"]).rename("ref_price").reset_index()

@@ -53,6 +53,7 @@ from functools import partial
 
 import pandas as pd
 
+from kamtools.kpi._context import positive
 from kamtools.kpi._registry import register
 
 _kpi = partial(register, _builtin=True, pillar="relationships")
@@ -113,7 +114,7 @@ def engagement_breadth(ctx):
 def product_breadth(ctx):
     tx = ctx.table("transactions")
     net = tx.groupby(["account_id", "period", "product"], observed=True)["revenue"].sum().reset_index()
-    return ctx.on_active(ctx.per_account(net[net["revenue"] > 0], how="count"))
+    return ctx.on_active(ctx.per_account(net[positive(net["revenue"])], how="count"))
 
 
 # -- planning and reviews -----------------------------------------------------------------

@@ -35,7 +35,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from kamtools.kpi._context import ACTIVE_WINDOW_DAYS
+from kamtools.kpi._context import ACTIVE_WINDOW_DAYS, positive
 from kamtools.kpi._registry import register
 from kamtools.periods import months_between
 
@@ -293,7 +293,7 @@ def contract_length_change(ctx):
 def _revenue_retention(ctx, *, capped: bool) -> pd.DataFrame:
     rev = ctx.per_account(ctx.table("transactions"), "revenue")
     prev = rev.assign(period=rev["period"] + 1).rename(columns={"num": "den"})
-    prev = prev[prev["den"] > 0]
+    prev = prev[positive(prev["den"])]
     out = prev.merge(rev, on=["account_id", "period"], how="left")
     out["num"] = out["num"].fillna(0.0)
     if capped:
@@ -490,7 +490,7 @@ def defection_signals(ctx) -> pd.DataFrame:
 
     out = grid.assign(
         nps_detractor=(latest <= 6).to_numpy(),
-        revenue_falling=(rev_before > 0) & (rev_now < rev_before),
+        revenue_falling=positive(rev_before) & positive(rev_before - rev_now),  # equal is not falling
         no_attended_interaction=met == 0,
         open_severe_ticket=still_open > 0,
         no_executive_meeting=exec_met == 0,

@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from kamtools.exceptions import ParameterError
+from kamtools.kpi._context import positive as _positive
 from kamtools.kpi._registry import derived, register
 
 _kpi = partial(register, _builtin=True, pillar="revenue")
@@ -108,11 +109,6 @@ def simple_clv(annual_margin, *, retention: float = CLV_RETENTION, discount: flo
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-def _positive(x: pd.Series) -> pd.Series:
-    """x > 0, ignoring the float noise of sums that net to zero."""
-    return x.round(6) > 0
 
 
 def _with_margin(ctx) -> pd.DataFrame:
