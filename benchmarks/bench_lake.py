@@ -101,6 +101,7 @@ def child(lake: str, engine: str) -> None:
     import kamtools as kt
 
     warnings.simplefilter("ignore")
+    kt.lazy.PROGRESS = False  # stdout carries the figures
     kpis = transaction_kpis()
     t0 = time.perf_counter()
     data = kt.load(lake, engine=engine)
