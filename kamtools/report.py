@@ -2595,6 +2595,8 @@ def _render(job: dict) -> dict:
     if "html" not in _W:
         _worker_init()
     t0 = time.perf_counter()
+    if job.get("started"):  # the local pool learns from it which reports were running if a worker dies
+        (Path(job["started"]) / _marker(job["report"])).touch()
     workdir = Path(tempfile.mkdtemp(prefix="job-", dir=job["tmp"]))
     result = {"report": job["report"], "status": "ok", "outputs": {}, "error": None}
     try:
@@ -2688,27 +2690,79 @@ class _InProcess:
         pass
 
 
+def _marker(report: str) -> str:
+    return hashlib.sha1(report.encode()).hexdigest()
+
+
+def _died_twice_here(report: str) -> dict:
+    return _failed(report, {
+        "type": "WorkerDied",
+        "message": ("the worker process rendering this report died twice, the second time rendering it alone; the "
+                    "report was retried once and not again. Likely causes: 1) out of memory (render fewer reports "
+                    "at once, e.g. -j 1), 2) the process was killed from outside, 3) a crash in the report's kernel."),
+    })
+
+
 class _LocalPool:
-    """Spawned worker processes of this machine (``jobs > 1``), started at once."""
+    """Spawned worker processes of this machine (``jobs > 1``), started at once.
+
+    A worker process that dies (killed, out of memory) breaks the whole
+    pool, and every report still in it with it. The pool is then started
+    again: the reports that had started when it broke are suspects, and each
+    is rendered once more alone, in a pool of one worker, so that a second
+    death is its own and the report is recorded as failed ("died twice");
+    the reports that had not started yet go on as before. A dying worker
+    costs its report one retry, never the batch.
+    """
 
     def __init__(self, workers: int):
+        self.workers = workers
+        self.pool = _start_pool(workers)
+
+    def _restart(self, workers: int):
+        self.pool.shutdown(wait=True, cancel_futures=True)
         self.pool = _start_pool(workers)
 
     def render(self, payloads):
         from concurrent.futures import as_completed
+        from concurrent.futures.process import BrokenProcessPool
 
-        futures = {self.pool.submit(_render, p): p for p in payloads}
-        try:
-            for fut in as_completed(futures):
+        if not payloads:
+            return
+        started = Path(tempfile.mkdtemp(prefix="started-", dir=payloads[0]["tmp"]))
+        todo = [{**p, "started": str(started)} for p in payloads]
+        while todo:
+            futures = {self.pool.submit(_render, p): p for p in todo}
+            done, broken = set(), False
+            try:
+                for fut in as_completed(futures):
+                    p = futures[fut]
+                    try:
+                        res = fut.result()
+                    except BrokenProcessPool:  # a worker died: this report and every other one still in the pool
+                        broken = True
+                        continue
+                    except Exception as err:  # noqa: BLE001 - e.g. the inputs could not be sent to the worker
+                        res = _failed(p["report"], {"type": type(err).__name__, "message": f"worker failed: {err}"})
+                    done.add(p["report"])
+                    yield res
+            finally:
+                for fut in futures:
+                    fut.cancel()
+            if not broken:
+                return
+            left = [p for p in todo if p["report"] not in done]
+            suspects = [p for p in left if (started / _marker(p["report"])).exists()]
+            _log.warning("a worker process died; rendering %d report(s) that were running once more, alone: %s",
+                         len(suspects), ", ".join(p["report"] for p in suspects))
+            for p in suspects:
+                self._restart(1)
                 try:
-                    res = fut.result()
-                except Exception as err:  # noqa: BLE001 - the worker process itself died
-                    res = _failed(futures[fut]["report"],
-                                  {"type": type(err).__name__, "message": f"worker failed: {err}"})
-                yield res
-        finally:
-            for fut in futures:
-                fut.cancel()
+                    yield self.pool.submit(_render, p).result()
+                except BrokenProcessPool:
+                    yield _died_twice_here(p["report"])
+            self._restart(self.workers)
+            todo = [p for p in left if p not in suspects]
 
     def close(self):
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -3194,6 +3248,10 @@ def run(
     is written to a temporary name and renamed, so a killed run leaves
     complete files or none. A report whose render fails loses the files of
     its earlier render, so no stale report is mistaken for a current one.
+    A worker process that dies (out of memory, killed) takes with it only
+    the reports it was running: they are rendered once more, alone, and one
+    that kills its worker again is recorded as failed (``WorkerDied``); on
+    a Dask cluster the same holds per worker.
 
     On a Dask cluster, a report whose worker dies (out of memory, pre-empted)
     is rendered once more and, if that worker dies too, recorded as failed

@@ -67,3 +67,31 @@ def small_sample():
     from kamtools import sample
 
     return sample.generate(n_accounts=20, seed=3)
+
+
+def dying_template(path: Path, marks: Path) -> Path:
+    """A light report template: counts its runs per account in ``marks``; A0004's kernel kills its worker process
+    (a Dask worker, a process of the local pool) on the first run, A0005's on every run; A0002 raises."""
+    import nbformat
+
+    from kamtools import report as kr
+
+    params = "\n".join(f'{name}: str = ""' for name in kr.template_parameters().index)
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                           "display_name": "Python 3"}})
+    nb.cells = [
+        nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "import os, pathlib, signal\n"
+            f"mark = pathlib.Path({str(marks)!r}) / (account_id + '.runs')\n"
+            "runs = int(mark.read_text()) + 1 if mark.exists() else 1\n"
+            "mark.write_text(str(runs))\n"
+            "if (account_id == 'A0004' and runs == 1) or account_id == 'A0005':\n"
+            "    os.kill(os.getppid(), signal.SIGKILL)  # the kernel's parent is the worker process\n"
+            "    os._exit(1)\n"
+            "print('rendered', account_id, 'on run', runs)"
+        ),
+        nbformat.v4.new_code_cell('if account_id == "A0002":\n    raise ValueError("boom for " + account_id)'),
+    ]
+    nbformat.write(nb, path)
+    return path

@@ -701,3 +701,33 @@ def test_an_account_id_that_is_code_stays_a_string(nasty_batch):
     tree = ast.parse(injected.source)
     values = {t.targets[0].id: ast.literal_eval(t.value) for t in tree.body}
     assert values["account_id"] == nasty
+
+
+@pytest.mark.parametrize(("dying", "status"), [("A0004", "ok"), ("A0005", "failed")],
+                         ids=["dies-once-then-renders", "dies-every-time"])
+def test_the_local_pool_survives_a_dying_worker_and_retries_its_report_once(tmp_path, dying, status):
+    """A worker process that dies breaks a process pool, and every report in it: only its own report pays."""
+    from conftest import dying_template
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    tpl = dying_template(tmp_path / "tpl.ipynb", marks)  # A0004 kills its worker once, A0005 every time
+    ids = ["A0001", "A0002", dying, "A0007", "A0011"]
+    batch = kr.run(SAMPLE, ids, period_end=END, out=tmp_path / "out", template=tpl, formats="html,ipynb", jobs=2,
+                   progress=False)
+    r = batch.reports.set_index("report")
+    assert r["status"].to_dict() == {"A0001": "ok", "A0002": "failed", dying: status, "A0007": "ok", "A0011": "ok"}
+    runs = {p.stem: int(p.read_text()) for p in marks.glob("*.runs")}
+    assert runs[dying] == 2  # retried once, alone; not a third time
+    assert all(runs[a] in (1, 2) for a in ("A0001", "A0002", "A0007", "A0011"))  # a co-runner is rendered again
+    errors = {e["report"]: e["error"] for e in json.loads(batch.manifest.read_text())["reports"]}
+    assert errors["A0002"]["message"] == "boom for A0002"  # a failing cell is not a dying worker
+    if status == "ok":
+        nb = nbformat.read(r.loc[dying, "ipynb"], as_version=4)
+        assert f"rendered {dying} on run 2" in "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    else:
+        assert errors[dying]["type"] == "WorkerDied"
+        assert errors[dying]["message"].startswith("the worker process rendering this report died twice, the second "
+                                                   "time rendering it alone")
+        assert not (batch.out / f"{dying}.html").exists()
+    assert (batch.out / "A0011.html").is_file()

@@ -21,6 +21,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from click.testing import CliRunner
+from conftest import dying_template
 
 from kamtools import report as kr
 from kamtools.cli import main
@@ -174,30 +175,6 @@ def test_the_command_renders_on_a_cluster(cluster, tmp_path):
 
 
 # --------------------------------------------------------------------------- workers that die
-
-
-def dying_template(path: Path, marks: Path) -> Path:
-    """A light template: counts its runs per account in ``marks``; A0004's kernel kills its worker on the first
-    run, A0005's on every run; A0002 raises."""
-    params = "\n".join(f'{name}: str = ""' for name in kr.template_parameters().index)
-    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
-                                                           "display_name": "Python 3"}})
-    nb.cells = [
-        nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell(
-            "import os, pathlib, signal\n"
-            f"mark = pathlib.Path({str(marks)!r}) / (account_id + '.runs')\n"
-            "runs = int(mark.read_text()) + 1 if mark.exists() else 1\n"
-            "mark.write_text(str(runs))\n"
-            "if (account_id == 'A0004' and runs == 1) or account_id == 'A0005':\n"
-            "    os.kill(os.getppid(), signal.SIGKILL)  # the kernel's parent is the Dask worker process\n"
-            "    os._exit(1)\n"
-            "print('rendered', account_id, 'on run', runs)"
-        ),
-        nbformat.v4.new_code_cell('if account_id == "A0002":\n    raise ValueError("boom for " + account_id)'),
-    ]
-    nbformat.write(nb, path)
-    return path
 
 
 def test_a_report_whose_worker_dies_is_retried_once_and_twice_is_a_failure(cluster, tmp_path):
