@@ -26,7 +26,7 @@ Examples
 
 from __future__ import annotations
 
-import os
+import getpass
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kamtools.exceptions import SourceError
+from kamtools import schema
+from kamtools.exceptions import ParameterError, SourceError
 from kamtools.schema import DTYPES, TABLES, Field, contracts_ended, normalise_header
 
 __all__ = ["LAZY_ROWS", "ENGINES", "LazyTable"]
@@ -77,8 +78,6 @@ def check_engine(engine: str | None) -> str | None:
         return None
     key = str(engine).strip().lower()
     if key not in ENGINES:
-        from kamtools.exceptions import ParameterError
-
         raise ParameterError(f"engine={engine!r}: use 'pandas' (in memory), 'duckdb' (pushed down) or None "
                              "(the source decides by its size).")
     return key
@@ -126,7 +125,7 @@ class LazyTable:
         self._frame = frame
         self._local = threading.local()
         self._mapping: dict[str, str] | None = None  # our column -> source column
-        self._duplicates: list[str] = []  # our columns that two source headers map to
+        self._names: list[str] = []  # our name of each source header, in order (duplicates included)
         self._whole: dict[str, bool] = {}  # id columns stored as floats: every value whole?
         self._cache: dict = {}  # (sql, params) -> frame, the newest last
         self._kinds: dict[str, str] = {}  # source column -> DuckDB type
@@ -226,8 +225,7 @@ class LazyTable:
                 con = duckdb.connect(self.database or ":memory:", read_only=self.database is not None)
             except duckdb.Error as err:
                 raise SourceError(f"Cannot open the DuckDB database {self.label}: {err}") from err
-            user = os.getuid() if hasattr(os, "getuid") else os.getlogin()
-            spill = TEMP_DIRECTORY or str(Path(tempfile.gettempdir()) / f"kamtools-duckdb-{user}")
+            spill = TEMP_DIRECTORY or str(Path(tempfile.gettempdir()) / f"kamtools-duckdb-{getpass.getuser()}")
             con.execute(f"SET memory_limit = {_lit(MEMORY_LIMIT)}")
             con.execute(f"SET temp_directory = {_lit(spill)}")
             con.execute("SET preserve_insertion_order = true")
@@ -282,14 +280,10 @@ class LazyTable:
 
         Returns our column -> source column, known columns first, then extra ones.
         """
-        mapping = {normalise_header(k): normalise_header(v) for k, v in (columns or {}).items()}
+        self._names = schema.header_names(self.raw_columns(), columns)
         out: dict[str, str] = {}
-        self._duplicates = []
-        for raw in self.raw_columns():
-            ours = mapping.get(normalise_header(raw), normalise_header(raw))
-            if ours in out:
-                self._duplicates.append(ours)
-            out.setdefault(ours, raw)
+        for ours, raw in zip(self._names, self.raw_columns(), strict=True):
+            out.setdefault(ours, raw)  # a duplicate is reported by check()
         spec = TABLES[self.name]
         known = [c for c in spec.columns if c in out]
         self._mapping = {c: out[c] for c in known} | {c: s for c, s in out.items() if c not in spec.columns}
@@ -428,20 +422,10 @@ class LazyTable:
     def _check(self, problems, typed, columns, date_format) -> bool:
         self.bind(columns, date_format)
         spec = TABLES[self.name]
-        ok = True
-        for c in dict.fromkeys(self._duplicates):
-            problems.add(self.name, c, "duplicate column")
-            ok = False
-        missing = [c for c in spec.required_columns if c not in self._mapping]
-        for c in missing:
-            import difflib
-
-            close = difflib.get_close_matches(c, self.columns, n=1, cutoff=0.6)
-            detail = f"the table has {', '.join(self.columns) or 'no columns'}"
-            problems.add(self.name, c, "missing column", detail=detail + (f"; did you mean '{close[0]}'?" if close else ""))
-            ok = False
-        if not ok:
+        unique = schema.report_duplicate_headers(self.name, self._names, problems)
+        if not (schema.report_missing_headers(self.name, self.columns, problems) and unique):
             return False
+        ok = True
         if self.count() == 0:
             problems.add(self.name, None, "empty table")
             return False
@@ -482,10 +466,11 @@ class LazyTable:
                 con.unregister(f"_known_{target}")
         return ok
 
-    def warn_suspicious(self, warn, typed: dict[str, pd.DataFrame] | None = None):
-        """Call ``warn(message)`` for legal but suspicious rows, as :func:`kamtools.schema.validate` does in memory.
+    def warn_suspicious(self, tell, typed: dict[str, pd.DataFrame] | None = None):
+        """Count the legal but suspicious rows in SQL and ``tell(kind, **counts)`` of them.
 
-        Credit notes, lines without a cost, exact duplicate lines, and lines
+        The kinds and their wording are :func:`kamtools.schema.validate`'s:
+        exact duplicate lines, credit notes, lines without a cost, and lines
         dated after the account's last contract ended (``typed`` holds the
         tables in memory, contracts among them).
         """
@@ -498,14 +483,11 @@ class LazyTable:
                    if "cost" in self._mapping else "0, 0, ") + "count(*) FROM t").iloc[0]
             dup = self._duplicated()
             if dup:
-                warn(f"transactions: {int(dup)} row(s) are exact duplicates of another row; if they are double "
-                     "exports, remove them.")
+                tell("duplicates", table=self.name, n=dup)
             if neg:
-                warn(f"transactions: {int(neg)} row(s) have negative revenue (credit notes) totalling {total:,.2f}; "
-                     "they are netted into revenue.")
+                tell("credit_notes", n=int(neg), total=total)
             if uncosted and uncosted < rows:
-                warn(f"transactions: {int(uncosted)} row(s) have no cost (revenue {uncosted_rev:,.2f}); margin KPIs "
-                     "leave them out.")
+                tell("uncosted", n=int(uncosted), revenue=uncosted_rev)
             ended = contracts_ended((typed or {}).get("contracts"))
             if ended is not None and len(ended):
                 con.register("_ended", ended.assign(account_id=ended["account_id"].astype("object")))
@@ -513,8 +495,7 @@ class LazyTable:
                                          "ON t.account_id = e.account_id WHERE t.date > e.last_end").iloc[0]
                 con.unregister("_ended")
                 if n:
-                    warn(f"transactions: {int(n)} row(s) for {int(accounts)} account(s) are dated after the "
-                         "account's last contract ended.")
+                    tell("after_contract", n=int(n), accounts=int(accounts))
 
     def _duplicated(self) -> int:
         """Rows that repeat another row exactly (as stored: the typed view would triple the time).
@@ -530,6 +511,12 @@ class LazyTable:
             f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {self.source} WHERE hash({cols}) IN "
             f"(SELECT hash({cols}) FROM {self.source} GROUP BY 1 HAVING count(*) > 1) GROUP BY {cols} "
             "HAVING count(*) > 1)")[0][0])
+
+    def has_values(self, column: str) -> bool:
+        """The column exists and holds at least one value."""
+        if column not in self.columns:
+            return False
+        return bool(self.query(f"SELECT count({_q(column)}) AS n FROM t")["n"].iloc[0])
 
     # -- description -----------------------------------------------------------------------------
     def span(self, column: str) -> tuple[int, pd.Timestamp | None, pd.Timestamp | None]:
@@ -579,16 +566,11 @@ def _pandas(df: pd.DataFrame, table: str) -> pd.DataFrame:
     out = {}
     for c in df.columns:
         s = df[c]
-        if c in spec.columns:
-            dtype = DTYPES[spec[c].kind]
-            if dtype == "str":
-                s = s.astype("str").where(s.notna(), None).astype("str")
-            elif dtype == "Int64":
-                s = s.astype("Int64")
-            else:
-                s = s.astype(dtype)
-        elif s.dtype == object:
+        dtype = DTYPES[spec[c].kind] if c in spec.columns else ("str" if s.dtype == object else None)
+        if dtype == "str":  # DuckDB hands text with missing values over as objects
             s = s.astype("str").where(s.notna(), None).astype("str")
+        elif dtype is not None:
+            s = s.astype(dtype)
         elif pd.api.types.is_integer_dtype(s) and not isinstance(s.dtype, np.dtype):
             s = s.astype("float64")
         out[c] = s

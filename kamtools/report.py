@@ -2669,14 +2669,18 @@ def _failed(report: str, error: dict) -> dict:
     return {"report": report, "status": "failed", "seconds": 0.0, "outputs": {}, "error": error}
 
 
-def _died_twice(report: str, workers: Sequence[str]) -> dict:
-    where = ", then ".join(workers) if workers else "address unknown"
-    return _failed(report, {
-        "type": "WorkerDied",
-        "message": (f"the Dask worker rendering this report died twice ({where}); the report was retried once and "
-                    "not again. Look in those workers' logs: 1) out of memory (raise the workers' memory limit), "
-                    "2) stopped by the cluster (pre-emption, walltime), 3) a crash in the report's kernel."),
-    })
+def _died_twice(report: str, workers: Sequence[str] | None = None) -> dict:
+    """The result of a report whose worker died twice: a Dask worker (their addresses) or a local process (None)."""
+    if workers is None:
+        what = "the worker process rendering this report died twice, the second time rendering it alone"
+        causes = ("Likely causes: 1) out of memory (render fewer reports at once, e.g. -j 1), 2) the process was "
+                  "killed from outside, 3) a crash in the report's kernel.")
+    else:
+        what = f"the Dask worker rendering this report died twice ({', then '.join(workers) or 'address unknown'})"
+        causes = ("Look in those workers' logs: 1) out of memory (raise the workers' memory limit), 2) stopped by "
+                  "the cluster (pre-emption, walltime), 3) a crash in the report's kernel.")
+    return _failed(report, {"type": "WorkerDied", "message": f"{what}; the report was retried once and not again. "
+                                                             f"{causes}"})
 
 
 class _InProcess:
@@ -2692,15 +2696,6 @@ class _InProcess:
 
 def _marker(report: str) -> str:
     return hashlib.sha1(report.encode()).hexdigest()
-
-
-def _died_twice_here(report: str) -> dict:
-    return _failed(report, {
-        "type": "WorkerDied",
-        "message": ("the worker process rendering this report died twice, the second time rendering it alone; the "
-                    "report was retried once and not again. Likely causes: 1) out of memory (render fewer reports "
-                    "at once, e.g. -j 1), 2) the process was killed from outside, 3) a crash in the report's kernel."),
-    })
 
 
 class _LocalPool:
@@ -2760,7 +2755,7 @@ class _LocalPool:
                 try:
                     yield self.pool.submit(_render, p).result()
                 except BrokenProcessPool:
-                    yield _died_twice_here(p["report"])
+                    yield _died_twice(p["report"])
             self._restart(self.workers)
             todo = [p for p in left if p not in suspects]
 
@@ -3248,15 +3243,13 @@ def run(
     is written to a temporary name and renamed, so a killed run leaves
     complete files or none. A report whose render fails loses the files of
     its earlier render, so no stale report is mistaken for a current one.
-    A worker process that dies (out of memory, killed) takes with it only
-    the reports it was running: they are rendered once more, alone, and one
-    that kills its worker again is recorded as failed (``WorkerDied``); on
-    a Dask cluster the same holds per worker.
-
-    On a Dask cluster, a report whose worker dies (out of memory, pre-empted)
-    is rendered once more and, if that worker dies too, recorded as failed
-    ("died twice"), whatever the scheduler's ``allowed-failures``. Workers with
-    another kamtools version than this one get a warning.
+    A report whose worker dies (out of memory, killed, pre-empted) is
+    rendered once more and, if that worker dies too, recorded as failed
+    (``WorkerDied``); the batch goes on. Locally a dying process breaks the
+    whole pool, so the reports it was running are rendered again one at a
+    time; on a Dask cluster this holds whatever the scheduler's
+    ``allowed-failures``. Workers with another kamtools version than this one
+    get a warning.
 
     Examples
     --------

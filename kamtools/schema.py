@@ -502,25 +502,40 @@ def _coerce(s: pd.Series, f: Field, date_format: str | None) -> tuple[pd.Series,
     raise AssertionError(f"unknown kind {f.kind}")  # pragma: no cover - TABLES is ours
 
 
-def _prepare(table: str, df: pd.DataFrame, columns: Mapping[str, str] | None, problems: _Problems):
-    """Normalise headers, apply the user's mapping, check required columns."""
-    spec = TABLES[table]
+def header_names(headers, columns: Mapping[str, str] | None = None) -> list[str]:
+    """Our name for each header: case and surrounding spaces ignored, then the user's ``columns`` mapping."""
     mapping = {normalise_header(k): normalise_header(v) for k, v in (columns or {}).items()}
-    df = df.rename(columns=lambda c: mapping.get(normalise_header(c), normalise_header(c)))
-    dup = df.columns[df.columns.duplicated()].unique()
+    return [mapping.get(normalise_header(h), normalise_header(h)) for h in headers]
+
+
+def report_duplicate_headers(table: str, names: list[str], problems: _Problems) -> bool:
+    """Report the columns that two headers map to; True when there is none."""
+    dup = list(dict.fromkeys(n for i, n in enumerate(names) if n in names[:i]))
     for c in dup:
         problems.add(table, c, "duplicate column")
-    if len(df) == 0:
-        problems.add(table, None, "empty table")
-    missing = [c for c in spec.required_columns if c not in df.columns]
+    return not dup
+
+
+def report_missing_headers(table: str, names: list[str], problems: _Problems) -> bool:
+    """Report the required columns missing, with the closest header; True when none is."""
+    missing = [c for c in TABLES[table].required_columns if c not in names]
     for c in missing:
-        close = difflib.get_close_matches(c, [str(x) for x in df.columns], n=1, cutoff=0.6)
-        detail = f"the table has {', '.join(map(str, df.columns)) or 'no columns'}"
+        close = difflib.get_close_matches(c, [str(x) for x in names], n=1, cutoff=0.6)
+        detail = f"the table has {', '.join(map(str, names)) or 'no columns'}"
         if close:
             detail += f"; did you mean '{close[0]}'?"
         problems.add(table, c, "missing column", detail=detail)
-    ok = not missing and not len(dup) and len(df) > 0
-    return df, ok
+    return not missing
+
+
+def _prepare(table: str, df: pd.DataFrame, columns: Mapping[str, str] | None, problems: _Problems):
+    """Normalise headers, apply the user's mapping, check required columns."""
+    df = df.set_axis(header_names(df.columns, columns), axis=1)
+    unique = report_duplicate_headers(table, list(df.columns), problems)
+    if len(df) == 0:
+        problems.add(table, None, "empty table")
+    complete = report_missing_headers(table, list(df.columns), problems)
+    return df, unique and complete and len(df) > 0
 
 
 def validate(
@@ -644,7 +659,7 @@ def validate(
     typed = {name: df.reset_index(drop=True) for name, df in typed.items()}
     _warn_suspicious(typed)
     for table in lazy.values():
-        table.warn_suspicious(_warn, typed)
+        table.warn_suspicious(_tell, typed)
     return typed
 
 
@@ -704,26 +719,36 @@ def contracts_ended(contracts: pd.DataFrame | None) -> pd.DataFrame | None:
     return status.loc[~status["open"], ["last_end"]].reset_index()
 
 
+#: The warnings about legal but suspicious rows, the same whether pandas or DuckDB counted them.
+_SUSPICIOUS = {
+    "duplicates": "{table}: {n} row(s) are exact duplicates of another row; if they are double exports, remove them.",
+    "credit_notes": "transactions: {n} row(s) have negative revenue (credit notes) totalling {total:,.2f}; they are "
+                    "netted into revenue.",
+    "uncosted": "transactions: {n} row(s) have no cost (revenue {revenue:,.2f}); margin KPIs leave them out.",
+    "after_contract": "transactions: {n} row(s) for {accounts} account(s) are dated after the account's last "
+                      "contract ended.",
+}
+
+
+def _tell(kind: str, **counts):
+    """Warn about suspicious rows (see :data:`_SUSPICIOUS`); lazy tables count them in SQL and call this too."""
+    _warn(_SUSPICIOUS[kind].format(**counts))
+
+
 def _warn_suspicious(typed: dict[str, pd.DataFrame]):
     for name, df in typed.items():
         n = int(df.duplicated().sum())
         if n:
-            _warn(f"{name}: {n} row(s) are exact duplicates of another row; if they are double exports, remove them.")
+            _tell("duplicates", table=name, n=n)
     tx = typed.get("transactions")
     if tx is not None:
         neg = tx["revenue"] < 0
         if neg.any():
-            _warn(
-                f"transactions: {int(neg.sum())} row(s) have negative revenue (credit notes) totalling "
-                f"{tx.loc[neg, 'revenue'].sum():,.2f}; they are netted into revenue."
-            )
+            _tell("credit_notes", n=int(neg.sum()), total=tx.loc[neg, "revenue"].sum())
         if "cost" in tx.columns:
             uncosted = tx["cost"].isna()
             if uncosted.any() and not uncosted.all():
-                _warn(
-                    f"transactions: {int(uncosted.sum())} row(s) have no cost (revenue "
-                    f"{tx.loc[uncosted, 'revenue'].sum():,.2f}); margin KPIs leave them out."
-                )
+                _tell("uncosted", n=int(uncosted.sum()), revenue=tx.loc[uncosted, "revenue"].sum())
     acc = typed.get("accounts")
     if acc is not None and "kam_start" in acc.columns:
         key = acc["is_key_account"].fillna(False).astype(bool)
@@ -737,10 +762,7 @@ def _warn_suspicious(typed: dict[str, pd.DataFrame]):
     if tx is not None and ended is not None:
         after = tx["date"] > tx["account_id"].map(ended.set_index("account_id")["last_end"])
         if after.any():
-            _warn(
-                f"transactions: {int(after.sum())} row(s) for {tx.loc[after, 'account_id'].nunique()} account(s) "
-                "are dated after the account's last contract ended."
-            )
+            _tell("after_contract", n=int(after.sum()), accounts=tx.loc[after, "account_id"].nunique())
 
 
 def dictionary() -> str:

@@ -78,7 +78,7 @@ def assert_same_kpis(a: pd.DataFrame, b: pd.DataFrame):
 def test_lake_stays_in_duckdb(lazy, sample):
     assert lazy.engine == "duckdb"
     assert list(lazy.lazy) == ["transactions"]
-    assert "hive" not in repr(lazy.lazy["transactions"])
+    assert lazy.lazy["transactions"].label == "transactions/ (Parquet, 5 files)"  # one per year, 2021-2025
     s = lazy.summary()
     assert s.tables.loc["transactions", "rows"] == SAMPLE_LINES
     assert s.tables.loc["transactions", "columns"] == 6  # the partition column 'year' is layout, not data

@@ -10,7 +10,7 @@ import pandas as pd
 from kamtools import periods as _periods
 from kamtools.data import KamData
 from kamtools.exceptions import KamtoolsError, ParameterError
-from kamtools.kpi._context import Context, positive
+from kamtools.kpi._context import GROUPED_COLUMNS, SUMMED_COLUMNS, Context, positive
 from kamtools.kpi._registry import KPI, REGISTRY, get
 
 #: The entity label of accounts whose grouping column is empty.
@@ -52,19 +52,10 @@ def _entity_map(accounts: pd.DataFrame, by: str) -> pd.Series:
     return pd.Series(values.to_numpy(), index=pd.Index(ids, name="account_id"), name="entity")
 
 
-#: The columns of the transactions that the DuckDB engine sums (see Context.table).
-SUMMED_COLUMNS = ("account_id", "date", "product", "quantity", "revenue", "cost")
-
-
 def _has_values(data: KamData, table: str, column: str) -> bool:
     """The column exists and holds at least one value (asked of DuckDB for a table left there)."""
     if table in data.lazy:
-        lazy = data.lazy[table]
-        if column not in lazy.columns:
-            return False
-        from kamtools.lazy import _q
-
-        return bool(lazy.query(f"SELECT count({_q(column)}) AS n FROM t")["n"].iloc[0])
+        return data.lazy[table].has_values(column)
     df = data.tables[table]
     return column in df.columns and not df[column].isna().all()
 
@@ -83,7 +74,8 @@ def _missing_inputs(spec: KPI, data: KamData, engine: str, known: dict) -> str |
     if cols:
         return "not computable: needs column " + ", ".join(cols)
     if engine == "duckdb" and "transactions" in spec.tables:
-        lines = [c for c in needed if c.startswith("transactions.") and c.split(".", 1)[1] not in SUMMED_COLUMNS]
+        summed = {"date", *GROUPED_COLUMNS, *SUMMED_COLUMNS}
+        lines = [c for c in needed if c.startswith("transactions.") and c.split(".", 1)[1] not in summed]
         if spec.line_level or lines:
             why = f"column {', '.join(lines)} is not summed there" if lines else "the KPI looks at single invoice lines"
             return (f"not computable on the DuckDB engine: {why}; compute it with engine='pandas' (reads the lines "

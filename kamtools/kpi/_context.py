@@ -14,10 +14,14 @@ from kamtools.schema import TABLES
 
 #: An account still buying within this many days of the as-of date is active up to it.
 ACTIVE_WINDOW_DAYS = 365
+#: The DuckDB engine sums the transactions by these columns (and period) ...
+GROUPED_COLUMNS = ("account_id", "product")
+#: ... adding these up (see :meth:`Context.table`); KPIs needing any other column need the lines.
+SUMMED_COLUMNS = ("quantity", "revenue", "cost")
 
 
 def positive(x):
-    """``x > 0`` (a Series or an array), ignoring the floating-point noise of sums that net to zero (rounded to 6 decimals).
+    """``x > 0`` (a Series or an array), ignoring the float noise of sums that net to zero (6 decimals).
 
     A product credited back in full nets to 0.0 or to 2.8e-17 depending on the
     order of the additions; either way it is not bought. Every test of a sum
@@ -129,24 +133,19 @@ class Context:
 
     def _summed_transactions(self) -> pd.DataFrame:
         """The transactions summed in DuckDB by account, product and period (see :meth:`table`)."""
-        from kamtools.lazy import LazyTable, _q
+        from kamtools.lazy import LazyTable
 
         table = self.data.lazy.get("transactions") or LazyTable.frame("transactions", self.data.transactions)
         have = set(table.columns)
         unit = {"M": "month", "Q": "quarter", "Y": "year"}[self.freq]
-        keys = ["account_id", *(["product"] if "product" in have else [])]
+        keys = [c for c in GROUPED_COLUMNS if c in have]
         cuts = " + ".join(f"(date >= TIMESTAMP '{c:%Y-%m-%d}')::INT" for c in self.window_cuts())
-        groups = [*keys, f"date_trunc('{unit}', date)", cuts]
-        sums = []
-        for c in ("quantity", "revenue", "cost"):
-            if c in have:
-                sums.append(f"sum({_q(c)}) AS {_q(c)}")
-                if c != "revenue":
-                    groups.append(f"{_q(c)} IS NULL")  # lines with and without a value apart
-        cols = ", ".join([*(_q(k) for k in keys), "min(date) AS date", "max(date) AS last_date", *sums,
+        sums = [c for c in SUMMED_COLUMNS if c in have]
+        apart = [f"{c} IS NULL" for c in sums if c != "revenue"]  # lines with and without a value apart
+        cols = ", ".join([*keys, "min(date) AS date", "max(date) AS last_date", *(f"sum({c}) AS {c}" for c in sums),
                           "count(*) AS lines"])
-        sql = (f"SELECT {cols} FROM t WHERE date < ? GROUP BY {', '.join(groups)} "
-               f"ORDER BY {', '.join(_q(k) for k in keys)}, date")
+        groups = ", ".join([*keys, f"date_trunc('{unit}', date)", cuts, *apart])
+        sql = f"SELECT {cols} FROM t WHERE date < ? GROUP BY {groups} ORDER BY {', '.join(keys)}, date"
         tx = table.query(sql, [self.as_of + pd.Timedelta(days=1)], cache=True)
         return tx.astype({"lines": "int64", "last_date": "datetime64[ns]"})
 
